@@ -1,0 +1,128 @@
+"""Configuration from environment variables.
+
+APP_ENV picks the profile: ``development`` (default for ``flask run`` and the quick
+start), ``production`` (the Procfile's default) or ``testing``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("WEBCHAT_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        return f"sqlite:///{INSTANCE_DIR / 'webchat.sqlite3'}"
+    # Heroku-style URLs say postgres://; SQLAlchemy wants an explicit driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _dev_secret_key() -> str:
+    """A key generated once and kept under instance/, so logins survive restarts."""
+    path = INSTANCE_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+class Config:
+    APP_ENV = "development"
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "webchat:")
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+
+    # Origins allowed to open the WebSocket, besides the page's own host.
+    ALLOWED_ORIGINS = [o.strip() for o in os.environ.get("ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    # Number of reverse proxies in front of the app whose X-Forwarded-* we trust.
+    PROXY_COUNT = _env_int("PROXY_COUNT", 0)
+
+    PAGE_SIZE = _env_int("PAGE_SIZE", 50)
+    MESSAGE_MAX_CHARS = 4000
+    RATE_LIMIT_COUNT = _env_int("RATE_LIMIT_COUNT", 10)
+    RATE_LIMIT_WINDOW = _env_float("RATE_LIMIT_WINDOW", 10.0)
+
+    # Live rooms: heartbeat frames keep the status "live", refresh presence and find
+    # half-dead sockets; the page shows "reconnecting" after STALE_AFTER without one.
+    HEARTBEAT_SECONDS = _env_float("HEARTBEAT_SECONDS", 10.0)
+    PRESENCE_TTL_SECONDS = _env_float("PRESENCE_TTL_SECONDS", 35.0)
+    TYPING_TTL_SECONDS = _env_float("TYPING_TTL_SECONDS", 5.0)
+    WS_QUEUE_FRAMES = _env_int("WS_QUEUE_FRAMES", 1000)
+    WS_MAX_FRAME_BYTES = _env_int("WS_MAX_FRAME_BYTES", 32 * 1024)
+    WS_REPLAY_LIMIT = _env_int("WS_REPLAY_LIMIT", 500)
+    SOCK_SERVER_OPTIONS = {"max_message_size": 1024 * 1024}
+
+    def __init__(self) -> None:
+        self.SECRET_KEY = os.environ.get("SECRET_KEY") or self.default_secret_key()
+
+    def default_secret_key(self) -> str:
+        return _dev_secret_key()
+
+
+class DevelopmentConfig(Config):
+    APP_ENV = "development"
+
+
+class TestingConfig(Config):
+    APP_ENV = "testing"
+    TESTING = True
+
+    def default_secret_key(self) -> str:
+        return "testing-secret-key"
+
+
+class ProductionConfig(Config):
+    APP_ENV = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+    def default_secret_key(self) -> str:
+        raise RuntimeError(
+            "SECRET_KEY is not set. Production refuses to start without it: "
+            'set it to a long random value, e.g. python -c "import secrets; print(secrets.token_hex(32))"'
+        )
+
+
+PROFILES = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(env: str | None = None) -> Config:
+    name = env or os.environ.get("APP_ENV", "development")
+    try:
+        return PROFILES[name]()
+    except KeyError:
+        raise RuntimeError(f"APP_ENV must be one of {sorted(PROFILES)}, not {name!r}") from None

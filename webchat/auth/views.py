@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import User
+from .forms import LoginForm, SignupForm, username_key
+
+bp = Blueprint("auth", __name__)
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site: no scheme, no host, no protocol-relative '//'."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+def _next_url() -> str:
+    return safe_next(request.values.get("next")) or url_for("rooms.index")
+
+
+@bp.route("/signup/", methods=["GET", "POST"])
+def signup():
+    if current_user.is_authenticated:
+        return redirect(url_for("rooms.index"))
+    form = SignupForm()
+    if form.validate_on_submit():
+        user = User(username=form.username.data, username_key=username_key(form.username.data))
+        user.set_password(form.password.data)
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:  # two sign-ups raced for the same name
+            db.session.rollback()
+            form.username.errors = ["That username is taken."]
+        else:
+            login_user(user)
+            flash(f"Welcome, {user.username}!", "success")
+            return redirect(_next_url(), code=303)
+    status = 400 if form.errors else 200
+    return render_template("auth/signup.html", form=form, next=safe_next(request.values.get("next"))), status
+
+
+@bp.route("/login/", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(_next_url())
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        user = db.session.query(User).filter_by(username_key=username_key(form.username.data)).first()
+        if user and user.check_password(form.password.data):
+            login_user(user)
+            return redirect(_next_url(), code=303)
+        error = "Wrong username or password."
+    status = 400 if (form.errors or error) else 200
+    return render_template(
+        "auth/login.html", form=form, error=error, next=safe_next(request.values.get("next"))
+    ), status
+
+
+@bp.route("/logout/", methods=["POST"])
+def logout():
+    # CSRFProtect has already checked the token of this POST.
+    logout_user()
+    flash("You have logged out.", "info")
+    return redirect(url_for("auth.login"), code=303)

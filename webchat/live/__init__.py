@@ -1,0 +1,20 @@
+"""Live rooms: the WebSocket route, the broker, this process's hub and presence."""
+
+from flask import Flask
+
+from .broker import create_broker
+from .hub import Hub
+from .presence import Presence
+from .views import bp
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    broker = create_broker(app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"])
+    hub = Hub()
+    broker.listen(hub.deliver)
+    if hasattr(broker, "on_resubscribed"):
+        broker.on_resubscribed = hub.restart_all
+    app.extensions["webchat.broker"] = broker
+    app.extensions["webchat.hub"] = hub
+    app.extensions["webchat.presence"] = Presence(app, broker)

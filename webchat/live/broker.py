@@ -1,0 +1,145 @@
+"""One broker interface, two implementations (in-process here, Redis in redis_broker).
+
+The broker carries rendered fragments between processes and holds the state that must
+be shared by every worker: presence, typing and the rate limiter. Each process has one
+broker, and the broker hands what it receives to one listener: the process's hub.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+# listener(room_id, message_id or None, html)
+Listener = Callable[[int, "int | None", str], None]
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: int
+    username: str
+
+
+class Broker(ABC):
+    def __init__(self) -> None:
+        self._listener: Listener | None = None
+
+    def listen(self, listener: Listener) -> None:
+        """Register this process's single consumer of published fragments."""
+        self._listener = listener
+
+    def _deliver(self, room_id: int, message_id: int | None, html: str) -> None:
+        if self._listener is not None:
+            self._listener(room_id, message_id, html)
+
+    @abstractmethod
+    def publish(self, room_id: int, html: str, message_id: int | None = None) -> None:
+        """Send a fragment to every socket of the room, in every process."""
+
+    @abstractmethod
+    def allow(self, key: str, limit: int, window: float) -> bool:
+        """Count one event for key; False once more than ``limit`` fall in ``window`` seconds."""
+
+    @abstractmethod
+    def presence_touch(self, room_id: int, conn_id: str, person: Person, ttl: float) -> None:
+        """Mark one connection present in a room until ttl seconds from now."""
+
+    @abstractmethod
+    def presence_drop(self, room_id: int, conn_id: str) -> None: ...
+
+    @abstractmethod
+    def present(self, room_id: int) -> list[Person]:
+        """Distinct people with a live connection to the room, sorted by name."""
+
+    @abstractmethod
+    def typing_touch(self, room_id: int, person: Person, ttl: float) -> None: ...
+
+    @abstractmethod
+    def typing_drop(self, room_id: int, user_id: int) -> None: ...
+
+    @abstractmethod
+    def typing(self, room_id: int) -> list[tuple[Person, float]]:
+        """People typing now, with the seconds left before their notice expires."""
+
+    def close(self) -> None:
+        """Release connections and background work."""
+
+
+def _people(entries) -> list[Person]:
+    return sorted(set(entries), key=lambda p: (p.username.casefold(), p.user_id))
+
+
+class MemoryBroker(Broker):
+    """Single-process broker: publishing is a direct call into the hub."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._hits: dict[str, deque[float]] = {}
+        self._presence: dict[int, dict[str, tuple[Person, float]]] = {}
+        self._typing: dict[int, dict[int, tuple[Person, float]]] = {}
+
+    def publish(self, room_id: int, html: str, message_id: int | None = None) -> None:
+        self._deliver(room_id, message_id, html)
+
+    def allow(self, key: str, limit: int, window: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return False
+            hits.append(now)
+            return True
+
+    def presence_touch(self, room_id: int, conn_id: str, person: Person, ttl: float) -> None:
+        with self._lock:
+            self._presence.setdefault(room_id, {})[conn_id] = (person, time.monotonic() + ttl)
+
+    def presence_drop(self, room_id: int, conn_id: str) -> None:
+        with self._lock:
+            self._presence.get(room_id, {}).pop(conn_id, None)
+
+    def present(self, room_id: int) -> list[Person]:
+        now = time.monotonic()
+        with self._lock:
+            entries = self._presence.get(room_id, {})
+            for conn_id in [c for c, (_, exp) in entries.items() if exp <= now]:
+                del entries[conn_id]
+            return _people(p for p, _ in entries.values())
+
+    def typing_touch(self, room_id: int, person: Person, ttl: float) -> None:
+        with self._lock:
+            self._typing.setdefault(room_id, {})[person.user_id] = (person, time.monotonic() + ttl)
+
+    def typing_drop(self, room_id: int, user_id: int) -> None:
+        with self._lock:
+            self._typing.get(room_id, {}).pop(user_id, None)
+
+    def typing(self, room_id: int) -> list[tuple[Person, float]]:
+        now = time.monotonic()
+        with self._lock:
+            entries = self._typing.get(room_id, {})
+            for uid in [u for u, (_, exp) in entries.items() if exp <= now]:
+                del entries[uid]
+            return sorted(((p, exp - now) for p, exp in entries.values()), key=lambda t: t[0].username.casefold())
+
+
+def create_broker(redis_url: str | None, prefix: str) -> Broker:
+    if redis_url:
+        from .redis_broker import RedisBroker
+
+        return RedisBroker(redis_url, prefix)
+    return MemoryBroker()
+
+
+def get() -> Broker:
+    """The current app's broker."""
+    return current_app.extensions["webchat.broker"]

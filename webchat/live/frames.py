@@ -1,0 +1,54 @@
+"""WebSocket framing: server frames encoded once, client frames validated."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+
+def encode_text_frame(text: str) -> bytes:
+    """An unmasked, final text frame (RFC 6455 5.2).
+
+    Server frames are never masked, so these bytes are identical for every socket:
+    a room's message is encoded once and the same bytes are written to each reader.
+    A frame without RSV1 is valid even where permessage-deflate was negotiated.
+    """
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+class BadFrame(ValueError):
+    """A client frame we cannot accept; the text is shown to the sender."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    typing: bool
+    text: object  # validated by the message service, which owns the rules
+
+
+def parse(raw: str | bytes, max_bytes: int) -> Incoming:
+    """Read a frame from htmx's ws-send: JSON of the form's fields plus HEADERS."""
+    if isinstance(raw, bytes):
+        raise BadFrame("Binary frames are not accepted.")
+    if len(raw) > max_bytes or len(raw.encode()) > max_bytes:
+        raise BadFrame(f"That message is too large to send (limit {max_bytes // 1024} KB).")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadFrame("The message could not be read. Reload the page and try again.") from None
+    if not isinstance(data, dict):
+        raise BadFrame("The message could not be read. Reload the page and try again.")
+    if data.get("typing"):
+        return Incoming(typing=True, text=None)
+    if "message" not in data:
+        raise BadFrame("The message field is missing. Reload the page and try again.")
+    return Incoming(typing=False, text=data["message"])

@@ -1,0 +1,154 @@
+"""The room's WebSocket: /ws/chat/<room_name>/?after=<newest id the page showed>.
+
+On every (re)connect: check the session's user, the Origin and the membership
+against the database; join the hub (subscribe) first, then send everything newer than
+``after`` from the database in one frame that replaces the live part of the log, then
+stream, skipping ids that frame already held. Nothing is lost, nothing doubles.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, render_template, request
+from flask_login import current_user
+from simple_websocket import Server
+
+from ..extensions import db, sock
+from ..rooms import service
+from . import broker as brokers
+from . import frames
+from .connection import Connection
+
+bp = Blueprint("live", __name__)
+
+POLICY_VIOLATION = 1008
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """Browsers always send Origin on a WebSocket; a foreign one is a cross-site attempt."""
+    if not origin:
+        return False
+    if origin in current_app.config["ALLOWED_ORIGINS"]:
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+def _refuse(ws: Server, reason: str) -> None:
+    """Tell the page why, then close with 1008, which the htmx client does not retry."""
+    ws.send(render_template("live/_status.html", state="refused", reason=reason))
+    ws.close(reason=POLICY_VIOLATION, message=reason)
+
+
+@sock.route("/ws/chat/<room_name>/", bp=bp)
+def room_socket(ws: Server, room_name: str) -> None:
+    if not origin_allowed(request.headers.get("Origin")):
+        return _refuse(ws, "This page's origin may not connect.")
+    if not current_user.is_authenticated:
+        return _refuse(ws, "You are logged out. Log in again.")
+    room = service.find_room(room_name)
+    if room is None:
+        return _refuse(ws, "This room does not exist.")
+    if not service.is_member(room.id, current_user.id):
+        return _refuse(ws, "Open the room page to join it first.")
+    after = request.args.get("after", "0")
+    after_id = int(after) if after.isdigit() and len(after) < 19 else 0
+    LiveSession(ws, room.id, room.name, after_id).run()
+
+
+class LiveSession:
+    """What one socket does in one room: catch up, relay, and speak for its user."""
+
+    def __init__(self, ws: Server, room_id: int, room_name: str, after_id: int) -> None:
+        cfg = current_app.config
+        self.app = current_app._get_current_object()
+        self.hub = current_app.extensions["webchat.hub"]
+        self.broker = brokers.get()
+        self.room_id, self.room_name, self.after_id = room_id, room_name, after_id
+        self.person = brokers.Person(current_user.id, current_user.username)
+        self.conn = Connection(ws, cfg["WS_QUEUE_FRAMES"])
+        self.max_frame = cfg["WS_MAX_FRAME_BYTES"]
+        self.last_typing = 0.0
+
+    def run(self) -> None:
+        cfg = self.app.config
+        self.hub.add(self.room_id, self.conn)  # subscribe before reading the database
+        try:
+            self._catch_up()
+            self._touch_presence()
+            self.app.extensions["webchat.presence"].changed(self.room_id)
+            self.conn.run(self._on_frame, self._on_heartbeat, cfg["HEARTBEAT_SECONDS"])
+        finally:
+            self.hub.remove(self.room_id, self.conn)
+            self.broker.presence_drop(self.room_id, self.conn.id)
+            self.app.extensions["webchat.presence"].changed(self.room_id)
+            db.session.remove()
+
+    def _catch_up(self) -> None:
+        messages, truncated = service.messages_after(
+            self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"]
+        )
+        self.conn.skip_ids = frozenset(m.id for m in messages)
+        self.conn.send_now(
+            render_template("live/_replay.html", messages=messages, truncated=truncated, room_name=self.room_name)
+            + self._heartbeat_html()
+        )
+        db.session.remove()  # hold no database connection while the socket idles
+
+    def _heartbeat_html(self) -> str:
+        return render_template("live/_status.html", state="live") + self.app.extensions[
+            "webchat.presence"
+        ].presence_html(self.room_id)
+
+    def _touch_presence(self) -> None:
+        self.broker.presence_touch(
+            self.room_id, self.conn.id, self.person, self.app.config["PRESENCE_TTL_SECONDS"]
+        )
+
+    def _on_heartbeat(self) -> None:
+        self._touch_presence()
+        self.conn.push(frames.encode_text_frame(self._heartbeat_html()))
+
+    def _on_frame(self, raw: str | bytes) -> None:
+        try:
+            incoming = frames.parse(raw, self.max_frame)
+            if incoming.typing:
+                self._typing()
+            else:
+                self._send(incoming.text)
+        except (frames.BadFrame, service.InvalidInput) as exc:
+            self._reply(render_template("rooms/_composer_error.html", error=str(exc), oob=True))
+        except Exception:  # noqa: BLE001 - a database fault must not kill the socket
+            current_app.logger.exception("socket frame failed")
+            db.session.rollback()
+            self._reply(
+                render_template(
+                    "rooms/_composer_error.html",
+                    error="Your message could not be saved. Please try again in a moment.",
+                    oob=True,
+                )
+            )
+        finally:
+            db.session.remove()
+
+    def _reply(self, html: str) -> None:
+        """A fragment for this socket only."""
+        self.conn.push(frames.encode_text_frame(html))
+
+    def _send(self, text: object) -> None:
+        room = service.room_by_id(self.room_id)
+        if room is None:
+            raise service.InvalidInput("This room no longer exists.")
+        service.post_message(room, current_user, text)
+        self.broker.typing_drop(self.room_id, self.person.user_id)
+        self.app.extensions["webchat.presence"].publish_typing(self.room_id)
+        self._reply(render_template("rooms/_composer.html", room=room, oob=True, focus=True))
+
+    def _typing(self) -> None:
+        now = time.monotonic()
+        if now - self.last_typing < 1.0:  # ignore floods; htmx throttles to one per 2 s
+            return
+        self.last_typing = now
+        self.broker.typing_touch(self.room_id, self.person, self.app.config["TYPING_TTL_SECONDS"])
+        self.app.extensions["webchat.presence"].publish_typing(self.room_id)

@@ -1,0 +1,78 @@
+"""The four tables: who, where, what was said, and who belongs where."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite keeps no zone, so every timestamp is UTC by convention."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    # casefolded username: uniqueness and login ignore case
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class Room(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    name_key: Mapped[str] = mapped_column(String(50), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Denormalised so the room list sorts by activity without scanning messages.
+    # No foreign key: room and message would reference each other, which needs an
+    # ALTER that SQLite cannot do; messages are only ever deleted with their room.
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_message_id: Mapped[int | None] = mapped_column()
+
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
+class Message(db.Model):
+    USER = "user"
+    SYSTEM = "system"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("room.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(10), default=USER)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User] = relationship(lazy="joined")
+
+    # "newest in a room" and keyset paging both walk (room_id, id).
+    __table_args__ = (Index("ix_message_room_id_id", "room_id", "id"),)
+
+    @property
+    def is_system(self) -> bool:
+        return self.kind == self.SYSTEM
+
+
+class Membership(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    room_id: Mapped[int] = mapped_column(ForeignKey("room.id", ondelete="CASCADE"), index=True)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_read_message_id: Mapped[int | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("user_id", "room_id", name="uq_membership_user_room"),)

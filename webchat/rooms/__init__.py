@@ -1,0 +1,9 @@
+"""Rooms: the list, creating one, a room's page and its history."""
+
+from flask import Flask
+
+from .views import bp
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

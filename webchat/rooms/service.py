@@ -1,0 +1,202 @@
+"""The rules of rooms and messages. Views and the WebSocket both call these.
+
+``post_message`` is the one way a message enters the system: validate, store and
+commit (the database is the truth), then render the fragment once and publish it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from flask import current_app, render_template
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..live import broker
+from ..models import Membership, Message, Room, User, utcnow
+
+ROOM_NAME_MAX = 50
+# Room names live in URLs: any letters (Chinese included), digits, spaces and most
+# punctuation, but no path or query delimiters and no control characters.
+ROOM_NAME_FORBIDDEN = re.compile(r"[/\\?#%<>\"]")
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class InvalidInput(ValueError):
+    """A rule was broken; the message is shown next to the input it names."""
+
+    def __init__(self, message: str, field: str = "message") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RateLimited(InvalidInput):
+    pass
+
+
+def room_key(name: str) -> str:
+    return unicodedata.normalize("NFC", name.strip()).casefold()
+
+
+def check_room_name(name: str) -> None:
+    if not name:
+        raise InvalidInput("Give the room a name.", "name")
+    if len(name) > ROOM_NAME_MAX:
+        raise InvalidInput(f"Use at most {ROOM_NAME_MAX} characters.", "name")
+    if ROOM_NAME_FORBIDDEN.search(name) or CONTROL_CHARS.search(name) or "\n" in name or "\t" in name:
+        raise InvalidInput('A room name cannot contain / \\ ? # % < > or ".', "name")
+    if not any(ch.isalnum() for ch in name):
+        raise InvalidInput("Use at least one letter or digit.", "name")
+    if find_room(name) is not None:
+        raise InvalidInput("A room with that name exists already.", "name")
+
+
+def find_room(name: str) -> Room | None:
+    return db.session.execute(select(Room).filter_by(name_key=room_key(name))).scalar_one_or_none()
+
+
+def room_by_id(room_id: int) -> Room | None:
+    return db.session.get(Room, room_id)
+
+
+def create_room(name: str, owner: User) -> Room:
+    check_room_name(name)
+    room = Room(name=name, name_key=room_key(name), owner=owner)
+    db.session.add(room)
+    try:
+        db.session.flush()
+    except IntegrityError:  # created by someone else since the check
+        db.session.rollback()
+        raise InvalidInput("A room with that name exists already.", "name") from None
+    db.session.add(Membership(user_id=owner.id, room_id=room.id))
+    _store_and_publish(room, owner, f"{owner.username} created the room", Message.SYSTEM)
+    return room
+
+
+def is_member(room_id: int, user_id: int) -> bool:
+    return db.session.execute(
+        select(Membership.id).filter_by(room_id=room_id, user_id=user_id)
+    ).first() is not None
+
+
+def enter_room(room: Room, user: User) -> None:
+    """Make the user a member; the first time, the room hears about it."""
+    if is_member(room.id, user.id):
+        return
+    db.session.add(Membership(user_id=user.id, room_id=room.id))
+    try:
+        db.session.flush()
+    except IntegrityError:  # another tab of the same user got there first
+        db.session.rollback()
+        return
+    _store_and_publish(room, user, f"{user.username} joined the room", Message.SYSTEM)
+
+
+def clean_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput("Type a message.")
+    text = CONTROL_CHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    limit = current_app.config["MESSAGE_MAX_CHARS"]
+    if not text:
+        raise InvalidInput("Type a message before sending.")
+    if len(text) > limit:
+        raise InvalidInput(f"Messages can be at most {limit} characters; this one has {len(text)}.")
+    return text
+
+
+def post_message(room: Room, user: User, text: object) -> Message:
+    """Validate, store, commit, then push the rendered message to the room."""
+    body = clean_text(text)
+    cfg = current_app.config
+    if not broker.get().allow(f"rate:{user.id}", cfg["RATE_LIMIT_COUNT"], cfg["RATE_LIMIT_WINDOW"]):
+        raise RateLimited(
+            f"You are sending too fast: at most {cfg['RATE_LIMIT_COUNT']} messages every "
+            f"{cfg['RATE_LIMIT_WINDOW']:g} seconds. Wait a moment and send again."
+        )
+    return _store_and_publish(room, user, body, Message.USER)
+
+
+def _store_and_publish(room: Room, author: User, body: str, kind: str) -> Message:
+    message = Message(room_id=room.id, author=author, body=body, kind=kind, created_at=utcnow())
+    db.session.add(message)
+    db.session.flush()
+    room.last_activity_at = message.created_at
+    room.last_message_id = message.id
+    db.session.commit()
+    html = render_template("live/_push_message.html", m=message)
+    broker.get().publish(room.id, html, message_id=message.id)
+    return message
+
+
+# --- reading -----------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    messages: list[Message]  # oldest first
+    has_older: bool
+    has_newer: bool
+
+
+def _page(query, size: int, newest_first: bool) -> tuple[list[Message], bool]:
+    rows = list(db.session.execute(query.limit(size + 1)).scalars())
+    more = len(rows) > size
+    rows = rows[:size]
+    return (rows[::-1] if newest_first else rows), more
+
+
+def history(room: Room, before: int | None = None, after: int | None = None) -> Page:
+    """Keyset pages by id: the newest, the ones before an id, or the ones after it."""
+    size = current_app.config["PAGE_SIZE"]
+    base = select(Message).where(Message.room_id == room.id)
+    if after is not None:
+        rows, more = _page(base.where(Message.id > after).order_by(Message.id), size, False)
+        has_older = db.session.execute(
+            base.with_only_columns(Message.id).where(Message.id <= after).limit(1)
+        ).first() is not None
+        return Page(rows, has_older=has_older, has_newer=more)
+    query = base.order_by(Message.id.desc())
+    if before is not None:
+        query = query.where(Message.id < before)
+    rows, more = _page(query, size, True)
+    has_newer = before is not None and db.session.execute(
+        base.with_only_columns(Message.id).where(Message.id >= before).limit(1)
+    ).first() is not None
+    return Page(rows, has_older=more, has_newer=has_newer)
+
+
+def messages_after(room_id: int, after_id: int, limit: int) -> tuple[list[Message], bool]:
+    """The newest ``limit`` messages with id > after_id, oldest first; and whether more were skipped."""
+    query = (
+        select(Message)
+        .where(Message.room_id == room_id, Message.id > after_id)
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    rows = list(db.session.execute(query).scalars())
+    return rows[:limit][::-1], len(rows) > limit
+
+
+@dataclass
+class RoomSummary:
+    room: Room
+    members: int
+    last_message: Message | None
+
+
+def room_list() -> list[RoomSummary]:
+    members = (
+        select(Membership.room_id, func.count(Membership.id).label("n"))
+        .group_by(Membership.room_id)
+        .subquery()
+    )
+    query = (
+        select(Room, func.coalesce(members.c.n, 0), Message)
+        .outerjoin(members, members.c.room_id == Room.id)
+        .outerjoin(Message, Message.id == Room.last_message_id)
+        .order_by(Room.last_activity_at.desc(), Room.id.desc())
+    )
+    return [RoomSummary(room, n, msg) for room, n, msg in db.session.execute(query)]
