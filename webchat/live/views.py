@@ -16,6 +16,7 @@ from flask_login import current_user
 from simple_websocket import Server
 
 from ..extensions import db, sock
+from ..models import User
 from ..rooms import service
 from . import broker as brokers
 from . import frames
@@ -137,10 +138,12 @@ class LiveSession:
         self.conn.push(frames.encode_text_frame(html))
 
     def _send(self, text: object) -> None:
+        # Fresh rows per frame: the socket outlives any one database session.
         room = service.room_by_id(self.room_id)
-        if room is None:
-            raise service.InvalidInput("This room no longer exists.")
-        service.post_message(room, current_user, text)
+        user = db.session.get(User, self.person.user_id)
+        if room is None or user is None:
+            raise service.InvalidInput("This room or your account no longer exists. Reload the page.")
+        service.post_message(room, user, text)
         self.broker.typing_drop(self.room_id, self.person.user_id)
         self.app.extensions["webchat.presence"].publish_typing(self.room_id)
         self._reply(render_template("rooms/_composer.html", room=room, oob=True, focus=True))

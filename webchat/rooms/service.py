@@ -120,7 +120,7 @@ def post_message(room: Room, user: User, text: object) -> Message:
 
 
 def _store_and_publish(room: Room, author: User, body: str, kind: str) -> Message:
-    message = Message(room_id=room.id, author=author, body=body, kind=kind, created_at=utcnow())
+    message = Message(room_id=room.id, author_id=author.id, body=body, kind=kind, created_at=utcnow())
     db.session.add(message)
     db.session.flush()
     room.last_activity_at = message.created_at

@@ -1,0 +1,211 @@
+"""Real servers for live tests: gunicorn + gevent subprocesses on free ports, and
+small HTTP/WebSocket clients that behave like a browser (cookies, CSRF, Origin)."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import websocket
+
+ROOT = Path(__file__).resolve().parent.parent
+CSRF_RE = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``gunicorn -c gunicorn.conf.py wsgi:app``, the way production runs it."""
+
+    def __init__(self, database_url: str, tmp_path: Path, workers: int = 1, port: int | None = None, **env: str):
+        self.database_url = database_url
+        self.tmp_path = tmp_path
+        self.workers = workers
+        self.port = port or free_port()
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.log_path = tmp_path / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> LiveServer:
+        env = {
+            **os.environ,
+            "APP_ENV": "testing",
+            "DATABASE_URL": self.database_url,
+            "BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(self.workers),
+            "WEBCHAT_INSTANCE_DIR": str(self.tmp_path / "instance"),
+            "HEARTBEAT_SECONDS": "1",
+            "PRESENCE_TTL_SECONDS": "3",
+            "LOG_LEVEL": "warning",
+            **self.env,
+        }
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(self.url + "/login/", timeout=1).read()
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc:
+            self.log.close()
+
+    def kill(self) -> None:
+        """Crash the server: no clean close for anybody."""
+        self.stop(signal.SIGKILL)
+
+
+class Browser:
+    """Cookies and CSRF like a browser, over real HTTP."""
+
+    def __init__(self, server: LiveServer):
+        self.server = server
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with self.opener.open(self.server.url + path, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def post(self, path: str, data: dict, form_path: str | None = None) -> tuple[int, str]:
+        _, page = self.get(form_path or path)
+        token = CSRF_RE.search(page).group(1)
+        body = urllib.parse.urlencode({**data, "csrf_token": token}).encode()
+        try:
+            with self.opener.open(self.server.url + path, data=body, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def signup(self, username: str, password: str = "correct horse") -> Browser:
+        status, page = self.post("/signup/", {"username": username, "password": password, "confirm": password})
+        assert status == 200 and "Log out" in page, page[-2000:]
+        return self
+
+    def create_room(self, name: str) -> Browser:
+        status, page = self.post("/create/", {"name": name})
+        assert status == 200, page[-2000:]
+        return self
+
+    def room_path(self, room: str) -> str:
+        return f"/room/{urllib.parse.quote(room)}/"
+
+    def enter(self, room: str) -> str:
+        status, page = self.get(self.room_path(room))
+        assert status == 200, page[-2000:]
+        return page
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+    def socket(self, room: str, after: int = 0, origin: str | None = None) -> Socket:
+        return Socket(self, room, after, origin)
+
+
+class Socket:
+    """A real WebSocket client speaking what htmx's ws extension speaks."""
+
+    def __init__(self, browser: Browser, room: str, after: int, origin: str | None):
+        url = browser.server.url.replace("http://", "ws://") + f"/ws/chat/{urllib.parse.quote(room)}/?after={after}"
+        self.ws = websocket.create_connection(
+            url, cookie=browser.cookie_header(), origin=origin or browser.server.url, timeout=10,
+            enable_multithread=True,
+        )
+        self.frames: list[str] = []
+        self.close_code: int | None = None
+
+    def send(self, text: str) -> None:
+        self.send_raw(json.dumps({"message": text, "csrf_token": "x", "HEADERS": {"HX-Request": "true"}}))
+
+    def typing(self) -> None:
+        self.send_raw(json.dumps({"message": "draft", "typing": "1", "HEADERS": {"HX-Request": "true"}}))
+
+    def send_raw(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            self.ws.send_binary(data)
+        else:
+            self.ws.send(data)
+
+    def recv(self, timeout: float = 5.0) -> str | None:
+        """The next text frame, or None once the server closed (close_code is then set)."""
+        self.ws.settimeout(timeout)
+        while True:
+            opcode, data = self.ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                frame = data.decode()
+                self.frames.append(frame)
+                return frame
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                return None
+
+    def wait_for(self, pattern: str, timeout: float = 5.0) -> str:
+        """Read frames until one matches ``pattern`` (a regex); return that frame."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            frame = self.recv(max(0.05, deadline - time.monotonic()))
+            if frame is None:
+                raise AssertionError(f"closed ({self.close_code}) before {pattern!r}")
+            if regex.search(frame):
+                return frame
+        raise AssertionError(f"no frame matching {pattern!r}")
+
+    def wait_closed(self, timeout: float = 5.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.recv(max(0.05, deadline - time.monotonic())) is None:
+                    return self.close_code
+            except websocket.WebSocketConnectionClosedException:
+                return self.close_code or 1006
+        raise AssertionError("socket still open")
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def message_ids(html: str) -> list[int]:
+    return [int(m) for m in re.findall(r'<article id="m-(\d+)"', html)]
