@@ -31,8 +31,23 @@ def _database_url() -> str:
     # Heroku-style URLs say postgres://; SQLAlchemy wants an explicit driver.
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _engine_options(url: str) -> dict:
+    options: dict = {"pool_pre_ping": True}  # a restarted database costs no failed request
+    if url.startswith("postgresql"):
+        # Per worker process; psycopg waits cooperatively under gevent, and sockets hold
+        # no connection while idle, so only requests in flight use one. A greenlet that
+        # finds the pool exhausted fails after DB_POOL_TIMEOUT instead of hanging for 30 s.
+        options.update(
+            pool_size=_env_int("DB_POOL_SIZE", 5),
+            max_overflow=_env_int("DB_MAX_OVERFLOW", 10),
+            pool_timeout=_env_float("DB_POOL_TIMEOUT", 10.0),
+            pool_recycle=1800,  # outlive idle-connection reapers (PgBouncer, cloud proxies)
+        )
+    return options
 
 
 def _dev_secret_key() -> str:
@@ -51,7 +66,7 @@ def _dev_secret_key() -> str:
 class Config:
     APP_ENV = "development"
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS = _engine_options(SQLALCHEMY_DATABASE_URI)
     REDIS_URL = os.environ.get("REDIS_URL") or None
     REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "webchat:")
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session

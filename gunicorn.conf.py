@@ -33,4 +33,5 @@ def on_starting(server):
 
 def when_ready(server):
     host, port = server.address[0] if isinstance(server.address, list) else server.address
-    server.log.info("webchat is ready: open http://%s:%s/", "127.0.0.1" if host == "0.0.0.0" else host, port)
+    shown = "127.0.0.1" if host == "0.0.0.0" else host  # noqa: S104 - a comparison, not a bind
+    server.log.info("webchat is ready: open http://%s:%s/", shown, port)

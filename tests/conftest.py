@@ -44,12 +44,20 @@ def empty_tables() -> None:
 
 @pytest.fixture
 def app(_migrated):
+    """A fresh app on the session's database, emptied afterwards.
+
+    No app context stays pushed during the test: Flask would reuse it for every
+    request, and ``g`` (Flask-Login's user, the CSP nonce) and the database session
+    would leak from one client's request into another's. Query the database inside
+    ``with app.app_context():``, as a real server would scope it.
+    """
     app = create_app(TestingConfig(), SQLALCHEMY_DATABASE_URI=_migrated, RATE_LIMIT_COUNT=1000)
+    yield app
     with app.app_context():
-        yield app
         db.session.remove()
         empty_tables()
         db.engine.dispose()
+    app.extensions["webchat.broker"].close()
 
 
 @pytest.fixture
@@ -66,7 +74,9 @@ def csrf_token(html: str) -> str:
 def post_form(client, url: str, data: dict, follow: bool = False, get_url: str | None = None):
     """GET the page for its CSRF token, then POST the form like a browser."""
     page = client.get(get_url or url)
-    return client.post(url, data={**data, "csrf_token": csrf_token(page.get_data(as_text=True))}, follow_redirects=follow)
+    return client.post(
+        url, data={**data, "csrf_token": csrf_token(page.get_data(as_text=True))}, follow_redirects=follow
+    )
 
 
 def signup(client, username: str = "alice", password: str = "correct horse"):
@@ -108,7 +118,48 @@ def live_database_url(tmp_path_factory):
 def server(live_database_url, tmp_path_factory):
     from .liveserver import LiveServer
 
-    srv = LiveServer(live_database_url, tmp_path_factory.mktemp("server"), RATE_LIMIT_COUNT="5", RATE_LIMIT_WINDOW="3")
+    srv = LiveServer(
+        live_database_url,
+        tmp_path_factory.mktemp("server"),
+        RATE_LIMIT_COUNT="5",
+        RATE_LIMIT_WINDOW="3",
+        TYPING_TTL_SECONDS="2",
+    )
     srv.start()
     yield srv
     srv.stop()
+
+
+def login(client, username: str = "alice", password: str = "correct horse", next_url: str | None = None):  # noqa: S107
+    from urllib.parse import quote
+
+    url = "/login/" if next_url is None else f"/login/?next={quote(next_url, safe='')}"
+    return post_form(client, url, {"username": username, "password": password})
+
+
+def logout(client):
+    page = client.get("/")
+    return client.post("/logout/", data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+
+
+def field_error(page: str, field_id: str) -> str | None:
+    """The text of a form field's error element (``<p id="<field>-error">``), or None."""
+    import html
+
+    match = re.search(rf'<p\b[^>]*\bid="{re.escape(field_id)}-error"[^>]*>(.*?)</p>', page, re.S)
+    return html.unescape(match.group(1)).strip() if match else None
+
+
+def input_value(page: str, field_id: str) -> str | None:
+    """The value attribute of the <input> with that id, or None when it has none."""
+    import html
+
+    tag = re.search(rf'<input\b[^>]*\bid="{re.escape(field_id)}"[^>]*>', page)
+    assert tag, f"page has no input #{field_id}"
+    value = re.search(r'\svalue="([^"]*)"', tag.group(0))
+    return html.unescape(value.group(1)) if value else None
+
+
+def articles(page: str) -> dict[int, str]:
+    """Each message's ``<article id="m-N">...</article>`` HTML by id, in page order."""
+    return {int(m.group(1)): m.group(0) for m in re.finditer(r'<article id="m-(\d+)".*?</article>', page, re.S)}

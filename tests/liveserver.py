@@ -61,7 +61,11 @@ class LiveServer:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -147,7 +151,10 @@ class Socket:
     def __init__(self, browser: Browser, room: str, after: int, origin: str | None):
         url = browser.server.url.replace("http://", "ws://") + f"/ws/chat/{urllib.parse.quote(room)}/?after={after}"
         self.ws = websocket.create_connection(
-            url, cookie=browser.cookie_header(), origin=origin or browser.server.url, timeout=10,
+            url,
+            cookie=browser.cookie_header(),
+            origin=origin or browser.server.url,
+            timeout=10,
             enable_multithread=True,
         )
         self.frames: list[str] = []
@@ -203,7 +210,7 @@ class Socket:
     def close(self) -> None:
         try:
             self.ws.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - already closed by the server
             pass
 
 

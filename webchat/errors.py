@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .extensions import db
+from .extensions import db, login_manager
 
 TEXTS = {
     400: ("Bad request", "The request could not be understood. Go back, reload the page and try again."),
@@ -27,7 +27,10 @@ def render_error(code: int, detail: str | None = None):
 def _http_error(error: HTTPException):
     if error.code is None or error.code < 400:
         return error
-    return render_error(error.code)
+    body, code = render_error(error.code)
+    # Keep the headers the error carries (a 405's Allow, a 401's WWW-Authenticate...).
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    return body, code, headers
 
 
 def _csrf_error(error: CSRFError):
@@ -41,6 +44,10 @@ def _server_error(error: Exception):
     from sqlalchemy.exc import OperationalError
 
     original = getattr(error, "original_exception", error)
+    if "_login_user" not in g:
+        # Loading the reader failed (the database is down, say): the page's header would
+        # try again and fail inside this handler, leaving a bare 500. Render as a visitor.
+        login_manager._update_request_context_with_user()
     if isinstance(original, OperationalError):
         return render_error(503, "The database is not answering. Please try again in a moment.")
     return render_error(500)

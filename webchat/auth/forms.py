@@ -12,7 +12,8 @@ from wtforms.validators import EqualTo, InputRequired, Length, ValidationError
 from ..extensions import db
 from ..models import User
 
-USERNAME_RE = re.compile(r"^[\w.-]{3,32}$")
+USERNAME_RE = re.compile(r"[\w.-]{3,32}")
+USERNAME_MAX = 32  # also the width of user.username_key
 
 
 def normalize(text: str | None) -> str:
@@ -45,9 +46,12 @@ class SignupForm(FlaskForm):
     )
 
     def validate_username(self, field: StringField) -> None:
-        if not USERNAME_RE.match(field.data):
+        if not USERNAME_RE.fullmatch(field.data):
             raise ValidationError("Use 3 to 32 letters, digits, '_', '.' or '-'.")
-        if db.session.query(User.id).filter_by(username_key=username_key(field.data)).first():
+        key = username_key(field.data)
+        if len(key) > USERNAME_MAX:  # the casefolded key must fit its column too: 'ß' folds to 'ss'
+            raise ValidationError("That username is too long once letter case is ignored; use a shorter one.")
+        if db.session.query(User.id).filter_by(username_key=key).first():
             raise ValidationError("That username is taken.")
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from functools import cache
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
 from ..models import User
@@ -21,6 +23,21 @@ def safe_next(target: str | None) -> str | None:
     return target if not parts.scheme and not parts.netloc else None
 
 
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash("not anybody's password")
+
+
+def _authenticate(username: str, password: str) -> User | None:
+    """The user, if the password is theirs. An unknown name costs one hash check too,
+    so the answer's timing does not tell which names exist."""
+    user = db.session.query(User).filter_by(username_key=username_key(username)).first()
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return None
+    return user if user.check_password(password) else None
+
+
 def _next_url() -> str:
     return safe_next(request.values.get("next")) or url_for("rooms.index")
 
@@ -28,7 +45,7 @@ def _next_url() -> str:
 @bp.route("/signup/", methods=["GET", "POST"])
 def signup():
     if current_user.is_authenticated:
-        return redirect(url_for("rooms.index"))
+        return redirect(_next_url())
     form = SignupForm()
     if form.validate_on_submit():
         user = User(username=form.username.data, username_key=username_key(form.username.data))
@@ -54,8 +71,8 @@ def login():
     form = LoginForm()
     error = None
     if form.validate_on_submit():
-        user = db.session.query(User).filter_by(username_key=username_key(form.username.data)).first()
-        if user and user.check_password(form.password.data):
+        user = _authenticate(form.username.data, form.password.data)
+        if user is not None:
             login_user(user)
             return redirect(_next_url(), code=303)
         error = "Wrong username or password."

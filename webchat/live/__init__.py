@@ -12,9 +12,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     broker = create_broker(app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"])
     hub = Hub()
-    broker.listen(hub.deliver)
-    if hasattr(broker, "on_resubscribed"):
-        broker.on_resubscribed = hub.restart_all
+    broker.listen(hub.deliver, hub.restart)
     app.extensions["webchat.broker"] = broker
     app.extensions["webchat.hub"] = hub
     app.extensions["webchat.presence"] = Presence(app, broker)

@@ -18,6 +18,9 @@ from flask import current_app
 
 # listener(room_id, message_id or None, html)
 Listener = Callable[[int, "int | None", str], None]
+# restart(room ids, or None for all): fragments may have been lost, so those sockets
+# must reconnect and catch up from the database.
+Restart = Callable[["list[int] | None"], None]
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,12 @@ class Person:
 class Broker(ABC):
     def __init__(self) -> None:
         self._listener: Listener | None = None
+        self._restart: Restart | None = None
 
-    def listen(self, listener: Listener) -> None:
+    def listen(self, listener: Listener, restart: Restart | None = None) -> None:
         """Register this process's single consumer of published fragments."""
         self._listener = listener
+        self._restart = restart
 
     def _deliver(self, room_id: int, message_id: int | None, html: str) -> None:
         if self._listener is not None:
@@ -67,7 +72,7 @@ class Broker(ABC):
     def typing(self, room_id: int) -> list[tuple[Person, float]]:
         """People typing now, with the seconds left before their notice expires."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: the memory broker holds nothing
         """Release connections and background work."""
 
 

@@ -10,6 +10,7 @@ later"), which the htmx ws extension answers by reconnecting and catching up.
 from __future__ import annotations
 
 import socket
+import struct
 import time
 import uuid
 from collections import deque
@@ -32,6 +33,7 @@ class Connection:
         self.skip_ids: frozenset[int] = frozenset()
         self.close_code: int | None = None
         self.close_reason = ""
+        self.writing = False
 
     # --- called from other greenlets: never block ---------------------------------
 
@@ -48,6 +50,11 @@ class Connection:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
             self.pending.clear()
+            if self.writing:
+                # Stuck mid-write to a reader that does not read: no close frame could
+                # get through. Reset the connection now, which also frees the kernel's
+                # send buffer, rather than wait for WRITE_TIMEOUT.
+                self._abort()
         self.ws.event.set()
 
     # --- called from the handler greenlet only ---------------------------------------
@@ -86,18 +93,32 @@ class Connection:
             if message_id is None or message_id not in skip:
                 batch.append(frame)
         if batch:
+            self.writing = True
             try:
                 with gevent.Timeout(WRITE_TIMEOUT):
                     self.ws.sock.sendall(b"".join(batch))
             except (OSError, gevent.Timeout):
                 self.request_close(1013, "Too slow: reconnecting")
+            finally:
+                self.writing = False
 
     def _close(self, code: int, reason: str) -> None:
         try:
             with gevent.Timeout(1.0):
                 self.ws.close(reason=code, message=reason)
-        except Exception:  # noqa: BLE001 - the peer may be gone; we shut the socket below
+        except Exception:  # noqa: BLE001, S110 - the peer may be gone; we shut the socket below
             pass
+        self._shutdown()
+
+    def _abort(self) -> None:
+        self.ws.connected = False
+        try:
+            self.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.ws.sock.close()  # with linger 0: a TCP reset, unsent bytes dropped
+        except OSError:
+            pass
+
+    def _shutdown(self) -> None:
         self.ws.connected = False
         try:
             self.ws.sock.shutdown(socket.SHUT_RDWR)

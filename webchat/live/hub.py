@@ -36,9 +36,11 @@ class Hub:
         for conn in tuple(conns):
             conn.push(frame, message_id)
 
-    def restart_all(self) -> None:
-        """Ask every local socket to reconnect (and so catch up from the database)."""
-        for conns in tuple(self.rooms.values()):
+    def restart(self, room_ids: list[int] | None = None) -> None:
+        """Ask local sockets (of some rooms, or all) to reconnect and so catch up from
+        the database: 1012 is a close code the htmx ws extension retries."""
+        rooms = self.rooms if room_ids is None else {r: self.rooms.get(r, ()) for r in room_ids}
+        for conns in tuple(rooms.values()):
             for conn in tuple(conns):
                 conn.request_close(1012, "Service restart: reconnecting")
 

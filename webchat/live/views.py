@@ -87,9 +87,7 @@ class LiveSession:
             db.session.remove()
 
     def _catch_up(self) -> None:
-        messages, truncated = service.messages_after(
-            self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"]
-        )
+        messages, truncated = service.messages_after(self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"])
         self.conn.skip_ids = frozenset(m.id for m in messages)
         self.conn.send_now(
             render_template("live/_replay.html", messages=messages, truncated=truncated, room_name=self.room_name)
@@ -103,9 +101,7 @@ class LiveSession:
         ].presence_html(self.room_id)
 
     def _touch_presence(self) -> None:
-        self.broker.presence_touch(
-            self.room_id, self.conn.id, self.person, self.app.config["PRESENCE_TTL_SECONDS"]
-        )
+        self.broker.presence_touch(self.room_id, self.conn.id, self.person, self.app.config["PRESENCE_TTL_SECONDS"])
 
     def _on_heartbeat(self) -> None:
         self._touch_presence()

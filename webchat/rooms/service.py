@@ -77,9 +77,7 @@ def create_room(name: str, owner: User) -> Room:
 
 
 def is_member(room_id: int, user_id: int) -> bool:
-    return db.session.execute(
-        select(Membership.id).filter_by(room_id=room_id, user_id=user_id)
-    ).first() is not None
+    return db.session.execute(select(Membership.id).filter_by(room_id=room_id, user_id=user_id)).first() is not None
 
 
 def enter_room(room: Room, user: User) -> None:
@@ -154,17 +152,20 @@ def history(room: Room, before: int | None = None, after: int | None = None) -> 
     base = select(Message).where(Message.room_id == room.id)
     if after is not None:
         rows, more = _page(base.where(Message.id > after).order_by(Message.id), size, False)
-        has_older = db.session.execute(
-            base.with_only_columns(Message.id).where(Message.id <= after).limit(1)
-        ).first() is not None
+        has_older = (
+            db.session.execute(base.with_only_columns(Message.id).where(Message.id <= after).limit(1)).first()
+            is not None
+        )
         return Page(rows, has_older=has_older, has_newer=more)
     query = base.order_by(Message.id.desc())
     if before is not None:
         query = query.where(Message.id < before)
     rows, more = _page(query, size, True)
-    has_newer = before is not None and db.session.execute(
-        base.with_only_columns(Message.id).where(Message.id >= before).limit(1)
-    ).first() is not None
+    has_newer = (
+        before is not None
+        and db.session.execute(base.with_only_columns(Message.id).where(Message.id >= before).limit(1)).first()
+        is not None
+    )
     return Page(rows, has_older=more, has_newer=has_newer)
 
 
@@ -188,11 +189,7 @@ class RoomSummary:
 
 
 def room_list() -> list[RoomSummary]:
-    members = (
-        select(Membership.room_id, func.count(Membership.id).label("n"))
-        .group_by(Membership.room_id)
-        .subquery()
-    )
+    members = select(Membership.room_id, func.count(Membership.id).label("n")).group_by(Membership.room_id).subquery()
     query = (
         select(Room, func.coalesce(members.c.n, 0), Message)
         .outerjoin(members, members.c.room_id == Room.id)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from . import service
@@ -31,7 +31,8 @@ def _message_id_arg(name: str) -> int | None:
     value = request.args.get(name)
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 18:
+    # ASCII digits only: str.isdigit() also accepts '²' or '١', which int() rejects or reads oddly.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         abort(400)
     return int(value)
 
@@ -59,12 +60,19 @@ def room(room_name: str):
 
     before, after = _message_id_arg("before"), _message_id_arg("after")
     page = service.history(room, before=before, after=after)
+    if after is not None and not page.messages:
+        # Nothing newer than `after`: the reader is up to date, so show the latest page
+        # (an empty after-page has no first message to link "older" from).
+        before = after = None
+        page = service.history(room)
     if before is not None and request.headers.get("HX-Request"):
         # Infinite scroll asks for the next older slice only.
-        return render_template("rooms/_older.html", room=room, page=page)
+        response = make_response(render_template("rooms/_older.html", room=room, page=page))
+        response.vary.add("HX-Request")  # one URL, two bodies: caches must tell them apart
+        return response
     live = (before is None and after is None) or (after is not None and not page.has_newer)
     newest_id = page.messages[-1].id if page.messages else (after or 0)
-    return render_template(
+    html = render_template(
         "rooms/room.html",
         room=room,
         page=page,
@@ -73,4 +81,7 @@ def room(room_name: str):
         error=error,
         draft=draft,
         stale_after=current_app.config["HEARTBEAT_SECONDS"] * 2.5,
-    ), (400 if error else 200)
+    )
+    response = make_response(html, 400 if error else 200)
+    response.vary.add("HX-Request")
+    return response

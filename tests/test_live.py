@@ -1,0 +1,281 @@
+"""Live rooms over a real gunicorn gevent server and real WebSocket clients."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+import websocket
+
+from .liveserver import Browser, LiveServer, message_ids
+
+pytestmark = pytest.mark.live
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def engine(live_database_url):
+    engine = sa.create_engine(live_database_url)
+    yield engine
+    engine.dispose()
+
+
+def stored(engine, room: str) -> list[tuple[int, str]]:
+    with engine.connect() as c:
+        return [
+            tuple(r)
+            for r in c.execute(
+                sa.text(
+                    "SELECT message.id, message.body FROM message JOIN room ON room.id = message.room_id "
+                    "WHERE room.name = :n AND message.kind = 'user' ORDER BY message.id"
+                ),
+                {"n": room},
+            )
+        ]
+
+
+@pytest.fixture
+def pair(server):
+    """alice owns a fresh room, bob has joined it; both have an open socket."""
+    room = uniq("room")
+    alice = Browser(server).signup(uniq("alice")).create_room(room)
+    bob = Browser(server).signup(uniq("bob"))
+    bob.enter(room)
+    a, b = alice.socket(room), bob.socket(room)
+    a.wait_for('id="log-live"')
+    b.wait_for('id="log-live"')
+    yield room, alice, bob, a, b
+    a.close()
+    b.close()
+
+
+def test_two_users_chat_both_ways_and_rows_exist_before_delivery(pair, engine):
+    room, _alice, _bob, a, b = pair
+    a.send("hello from alice")
+    frame = b.wait_for("hello from alice")
+    assert frame.startswith('<div hx-swap-oob="afterbegin:#log-live">')
+    [mid] = message_ids(frame)
+    assert (mid, "hello from alice") in stored(engine, room)  # committed before it was pushed
+    b.send("hi alice")
+    a.wait_for("hi alice")
+
+
+def test_sender_gets_a_fresh_form_and_everyone_the_same_bytes(pair):
+    _room, _alice, _bob, a, b = pair
+    a.send("same bytes for all")
+    to_a = a.wait_for("same bytes for all")
+    to_b = b.wait_for("same bytes for all")
+    assert to_a == to_b  # rendered once, no per-reader HTML
+    form = a.wait_for('<form id="composer"')
+    assert 'hx-swap-oob="true"' in form and "autofocus" in form and 'value=""' in form
+
+
+def test_system_message_is_pushed_when_someone_joins(pair, server):
+    room, _alice, _bob, a, _b = pair
+    carol_name = uniq("carol")
+    Browser(server).signup(carol_name).enter(room)
+    frame = a.wait_for(f"{carol_name} joined the room")
+    assert 'class="msg msg-system"' in frame
+
+
+def test_user_text_is_escaped_in_pushed_fragments(pair):
+    _room, _alice, _bob, a, b = pair
+    a.send("<script>alert(1)</script>")
+    frame = b.wait_for("alert")
+    assert "<script>" not in frame and "&lt;script&gt;alert(1)&lt;/script&gt;" in frame
+
+
+def _refused(sock) -> tuple[int, str]:
+    status = sock.wait_for('id="status"')
+    return sock.wait_closed(), status
+
+
+def test_logged_out_socket_is_refused(server):
+    room = uniq("room")
+    Browser(server).signup(uniq("owner")).create_room(room)
+    code, status = _refused(Browser(server).socket(room))
+    assert code == 1008 and "logged out" in status
+
+
+def test_non_member_socket_is_refused(server):
+    room = uniq("room")
+    Browser(server).signup(uniq("owner")).create_room(room)
+    stranger = Browser(server).signup(uniq("stranger"))
+    code, status = _refused(stranger.socket(room))
+    assert code == 1008 and "join it first" in status
+    stranger.enter(room)  # membership is checked on every connect, not cached
+    stranger.socket(room).wait_for('id="log-live"')
+
+
+def test_foreign_origin_and_unknown_room_are_refused(server):
+    room = uniq("room")
+    owner = Browser(server).signup(uniq("owner")).create_room(room)
+    code, status = _refused(owner.socket(room, origin="http://evil.example"))
+    assert code == 1008 and "origin" in status
+    code, status = _refused(owner.socket("no such room"))
+    assert code == 1008 and "does not exist" in status
+    owner.socket(room, origin=server.url).wait_for('id="log-live"')
+
+
+BAD_FRAMES = [
+    ("not json", "could not be read"),
+    (json.dumps(["a", "list"]), "could not be read"),
+    (json.dumps({"HEADERS": {}}), "message field is missing"),
+    (json.dumps({"message": "   \n  "}), "Type a message"),
+    (json.dumps({"message": 42}), "Type a message"),
+    (json.dumps({"message": "x" * 4001}), "at most 4000 characters"),
+    (json.dumps({"message": "y" * 40000}), "too large"),
+    (b"\x00binary", "Binary frames"),
+]
+
+
+@pytest.mark.parametrize(("raw", "error"), BAD_FRAMES, ids=[e for _, e in BAD_FRAMES])
+def test_bad_frames_get_an_error_for_the_sender_only_and_store_nothing(pair, engine, raw, error):
+    room, _alice, _bob, a, b = pair
+    before = stored(engine, room)
+    a.send_raw(raw)
+    frame = a.wait_for('id="composer-error"')
+    assert error in frame and 'hx-swap-oob="true"' in frame
+    a.send("still works")  # the socket survives a bad frame
+    a.wait_for("still works")
+    b.wait_for("still works")
+    assert not any("composer-error" in f for f in b.frames)
+    assert stored(engine, room) == before + [(stored(engine, room)[-1][0], "still works")]
+
+
+def test_rate_limit_refuses_the_sixth_message_in_the_window(pair, engine):
+    room, _alice, _bob, a, _b = pair  # the server allows 5 messages per 3 s
+    for i in range(6):
+        a.send(f"burst {i}")
+    frame = a.wait_for("sending too fast")
+    assert "composer-error" in frame
+    assert [body for _, body in stored(engine, room)] == [f"burst {i}" for i in range(5)]
+
+
+def test_reconnect_replays_missed_messages_once_in_order(pair):
+    room, _alice, bob, a, b = pair
+    a.send("seen live")
+    last = message_ids(b.wait_for("seen live"))[0]
+    b.close()
+    sent = [f"missed {i}" for i in range(3)]
+    for text in sent:
+        a.send(text)
+        a.wait_for(text)
+    # htmx reconnects to the same URL: the id the page was rendered with.
+    again = bob.socket(room, after=last)
+    replay = again.wait_for('id="log-live" hx-swap-oob="innerHTML"')
+    ids = message_ids(replay)
+    assert ids == sorted(ids, reverse=True) and len(ids) == 3  # newest first, each once
+    for text in sent:
+        assert replay.count(text) == 1
+    a.send("after reconnect")
+    again.wait_for("after reconnect")
+    # Reconnecting a second time replaces the live part again: nothing doubles.
+    third = bob.socket(room, after=last)
+    ids_again = message_ids(third.wait_for('id="log-live" hx-swap-oob="innerHTML"'))
+    assert len(ids_again) == 4 and ids_again[1:] == ids and len(set(ids_again)) == 4
+    again.close()
+    third.close()
+
+
+def presence_names(frame: str) -> list[str]:
+    ul = re.search(r'<ul id="presence".*?</ul>', frame, re.S).group(0)
+    return re.findall(r"<li[^>]*>([^<]+)</li>", ul)
+
+
+def username(browser, room: str) -> str:
+    return re.search(r'class="whoami">([^<]+)<', browser.enter(room)).group(1)
+
+
+def wait_presence(sock, check, timeout: float = 6.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    names: list[str] = []
+    while time.monotonic() < deadline:
+        names = presence_names(sock.wait_for('id="presence"', timeout=max(0.1, deadline - time.monotonic())))
+        if check(names):
+            return names
+    raise AssertionError(f"presence stayed {names}")
+
+
+def test_presence_lists_people_once_and_drops_them_when_they_leave(pair):
+    room, alice, bob, a, b = pair
+    alice_name, bob_name = username(alice, room), username(bob, room)
+    wait_presence(a, lambda names: sorted(names) == sorted([alice_name, bob_name]))
+    second_tab = bob.socket(room)
+    second_tab.wait_for('id="log-live"')
+    assert sorted(wait_presence(a, lambda names: True)) == sorted([alice_name, bob_name])  # two tabs, one person
+    b.close()
+    # one tab still open: bob stays
+    assert bob_name in wait_presence(a, lambda names: True)
+    second_tab.close()
+    assert wait_presence(a, lambda names: bob_name not in names) == [alice_name]
+
+
+def test_typing_is_shown_to_others_and_expires(pair):
+    room, alice, bob, a, b = pair
+    bob_name, alice_name = username(bob, room), username(alice, room)
+    b.typing()
+    frame = a.wait_for('id="typing"')
+    assert f"{bob_name} is typing" in frame and "typing-left-" in frame
+    time.sleep(2.2)  # TYPING_TTL_SECONDS=2 on the test server
+    a.typing()
+    frame = b.wait_for(f'(?s)id="typing".*{alice_name} is typing')
+    assert bob_name not in frame
+
+
+def test_heartbeats_keep_the_status_live(pair):
+    _room, _alice, _bob, a, _b = pair
+    start = time.monotonic()
+    a.wait_for('class="status status-live"')
+    a.wait_for('class="status status-live"', timeout=3)  # HEARTBEAT_SECONDS=1
+    assert time.monotonic() - start < 5
+
+
+def test_a_reader_that_never_reads_is_dropped_while_others_keep_receiving(live_database_url, tmp_path):
+    server = LiveServer(live_database_url, tmp_path, WS_QUEUE_FRAMES="100", RATE_LIMIT_COUNT="100000").start()
+    try:
+        room = uniq("room")
+        alice = Browser(server).signup(uniq("alice")).create_room(room)
+        stuck_user = Browser(server).signup(uniq("stuck"))
+        stuck_name = username(stuck_user, room)
+        a = alice.socket(room)
+        stuck = stuck_user.socket(room)
+        stuck.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.wait_for('id="log-live"')
+        wait_presence(a, lambda names: stuck_name in names)
+        seen = len(a.frames)
+        # `stuck` never reads again; alice keeps chatting with big messages and must
+        # get every one of them, while the server drops the stuck reader.
+        body = "z" * 3900
+        dropped_after = None
+        for i in range(3000):
+            a.send(f"{i} {body}")
+            a.wait_for(f">{i} z")
+            fresh, seen = a.frames[seen:], len(a.frames)
+            if any(f.startswith('<ul id="presence"') and stuck_name not in f for f in fresh):
+                dropped_after = i
+                break
+        assert dropped_after is not None, "the stuck reader was never dropped"
+        a.send("after the drop")
+        a.wait_for("after the drop")
+        # What the stuck client finally reads ends in a close (1013) or a reset,
+        # well before the last message.
+        received, code = [], None
+        try:
+            while (frame := stuck.recv(timeout=5)) is not None:
+                received += message_ids(frame)
+            code = stuck.close_code
+        except (OSError, websocket.WebSocketConnectionClosedException):
+            code = "reset"
+        assert code in (1013, "reset"), code
+        assert "after the drop" not in "".join(stuck.frames)
+    finally:
+        server.stop()

@@ -1,0 +1,129 @@
+"""The checked-in Alembic migrations build the schema the models describe; SQLite's PRAGMAs."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+import config
+from webchat import create_app
+from webchat.extensions import db
+
+from . import services
+from .conftest import ROOT, TEST_DB
+
+TABLES = {"user", "room", "message", "membership"}
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(ROOT / "migrations"))
+    [head] = script.get_heads()
+    return head
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database(request, tmp_path):
+    """A database nobody has touched: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    if TEST_DB != "postgres":
+        pytest.skip("PostgreSQL runs with WEBCHAT_TEST_DB=postgres")
+    url, name = services.create_pg_database()
+    yield url
+    services.drop_pg_database(name)
+
+
+@pytest.fixture
+def fresh_app(empty_database):
+    app = create_app(config.TestingConfig(), SQLALCHEMY_DATABASE_URI=empty_database)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_upgrade_creates_the_tables_on_an_empty_database(fresh_app):
+    assert set(inspect(db.engine).get_table_names()) == set()
+    upgrade()
+    assert set(inspect(db.engine).get_table_names()) == TABLES | {"alembic_version"}
+    version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert version == head_revision()
+
+
+def test_migrated_schema_matches_the_models(fresh_app):
+    """A model changed without a migration shows up here as a difference."""
+    upgrade()
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, db.metadata) == []
+
+
+def test_migrations_downgrade_cleanly(fresh_app):
+    upgrade()
+    downgrade(revision="base")
+    assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+    upgrade()
+    assert TABLES <= set(inspect(db.engine).get_table_names())
+
+
+def test_uniqueness_and_foreign_keys_are_enforced(fresh_app):
+    upgrade()
+    db.session.execute(
+        text(
+            'INSERT INTO "user" (id, username, username_key, password_hash, created_at) '
+            "VALUES (1, 'Alice', 'alice', 'x', CURRENT_TIMESTAMP)"
+        )
+    )
+    db.session.commit()
+    with pytest.raises(IntegrityError):
+        db.session.execute(
+            text(
+                'INSERT INTO "user" (username, username_key, password_hash, created_at) '
+                "VALUES ('ALICE', 'alice', 'x', CURRENT_TIMESTAMP)"
+            )
+        )
+    db.session.rollback()
+    with pytest.raises(IntegrityError):  # a message in a room that does not exist
+        db.session.execute(
+            text(
+                "INSERT INTO message (room_id, author_id, body, kind, created_at) "
+                "VALUES (12345, 1, 'orphan', 'user', CURRENT_TIMESTAMP)"
+            )
+        )
+    db.session.rollback()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(tmp_path):
+    path = tmp_path / "pragmas.sqlite3"
+    app = create_app(config.TestingConfig(), SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}")
+    with app.app_context():
+        upgrade()
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+        db.engine.dispose()
+    # WAL is a property of the file: any later connection, even a bare one, finds it
+    bare = sqlite3.connect(path)
+    try:
+        assert bare.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        bare.close()
+
+
+def test_the_app_never_creates_tables_itself(tmp_path):
+    """The schema belongs to the migrations: starting the app leaves a new database empty."""
+    path = tmp_path / "untouched.sqlite3"
+    app = create_app(config.TestingConfig(), SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}")
+    app.test_client().get("/login/")
+    with app.app_context():
+        assert inspect(db.engine).get_table_names() == []
+        db.engine.dispose()
