@@ -42,13 +42,14 @@ def _server_error(error: Exception):
     if isinstance(error, HTTPException) and not isinstance(error, InternalServerError):
         return _http_error(error)
     from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     original = getattr(error, "original_exception", error)
     if "_login_user" not in g:
         # Loading the reader failed (the database is down, say): the page's header would
         # try again and fail inside this handler, leaving a bare 500. Render as a visitor.
         login_manager._update_request_context_with_user()
-    if isinstance(original, OperationalError):
+    if isinstance(original, (OperationalError, PoolTimeout)):
         return render_error(503, "The database is not answering. Please try again in a moment.")
     return render_error(500)
 

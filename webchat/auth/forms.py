@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import zoneinfo
+from functools import lru_cache
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length, ValidationError
 
 from ..extensions import db
@@ -67,3 +69,21 @@ class LoginForm(FlaskForm):
         validators=[InputRequired("Enter your password.")],
         render_kw={"autocomplete": "current-password"},
     )
+
+
+@lru_cache(maxsize=1)
+def zone_choices() -> list[tuple[str, str]]:
+    zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+    return [("UTC", "UTC")] + [(z, z.replace("_", " ")) for z in zones]
+
+
+class SettingsForm(FlaskForm):
+    time_zone = SelectField(
+        "Time zone",
+        description="Times in room history are shown in this zone.",
+        invalid_choice_message="Pick a time zone from the list.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.time_zone.choices = zone_choices()

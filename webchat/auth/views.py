@@ -10,7 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
 from ..models import User
-from .forms import LoginForm, SignupForm, username_key
+from .forms import LoginForm, SettingsForm, SignupForm, username_key
 
 bp = Blueprint("auth", __name__)
 
@@ -88,3 +88,14 @@ def logout():
     logout_user()
     flash("You have logged out.", "info")
     return redirect(url_for("auth.login"), code=303)
+
+
+@bp.route("/settings/", methods=["GET", "POST"])
+def settings():
+    form = SettingsForm(time_zone=current_user.time_zone or "UTC")
+    if form.validate_on_submit():
+        current_user.time_zone = None if form.time_zone.data == "UTC" else form.time_zone.data
+        db.session.commit()
+        flash("Your settings are saved.", "success")
+        return redirect(url_for("auth.settings"), code=303)
+    return render_template("auth/settings.html", form=form), (400 if form.errors else 200)

@@ -54,7 +54,7 @@ def room_socket(ws: Server, room_name: str) -> None:
     if not service.is_member(room.id, current_user.id):
         return _refuse(ws, "Open the room page to join it first.")
     after = request.args.get("after", "0")
-    after_id = int(after) if after.isdigit() and len(after) < 19 else 0
+    after_id = int(after) if after.isascii() and after.isdigit() and len(after) < 19 else 0
     LiveSession(ws, room.id, room.name, after_id).run()
 
 

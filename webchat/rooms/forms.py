@@ -17,9 +17,6 @@ class CreateRoomForm(FlaskForm):
     )
 
     def validate_name(self, field: StringField) -> None:
-        # The casefolded key must fit its column (room.name_key): 'ß' folds to 'ss'.
-        if field.data and len(field.data) <= service.ROOM_NAME_MAX < len(service.room_key(field.data)):
-            raise ValidationError("That name is too long once letter case is ignored; use a shorter one.")
         try:
             service.check_room_name(field.data)
         except service.InvalidInput as exc:

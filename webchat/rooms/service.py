@@ -46,6 +46,8 @@ def check_room_name(name: str) -> None:
         raise InvalidInput("Give the room a name.", "name")
     if len(name) > ROOM_NAME_MAX:
         raise InvalidInput(f"Use at most {ROOM_NAME_MAX} characters.", "name")
+    if len(room_key(name)) > ROOM_NAME_MAX:  # the key must fit its column: 'ß' folds to 'ss'
+        raise InvalidInput("That name is too long once letter case is ignored; use a shorter one.", "name")
     if ROOM_NAME_FORBIDDEN.search(name) or CONTROL_CHARS.search(name) or "\n" in name or "\t" in name:
         raise InvalidInput('A room name cannot contain / \\ ? # % < > or ".', "name")
     if not any(ch.isalnum() for ch in name):
@@ -110,21 +112,25 @@ def post_message(room: Room, user: User, text: object) -> Message:
     body = clean_text(text)
     cfg = current_app.config
     if not broker.get().allow(f"rate:{user.id}", cfg["RATE_LIMIT_COUNT"], cfg["RATE_LIMIT_WINDOW"]):
+        count = cfg["RATE_LIMIT_COUNT"]
         raise RateLimited(
-            f"You are sending too fast: at most {cfg['RATE_LIMIT_COUNT']} messages every "
+            f"You are sending too fast: at most {count} message{'' if count == 1 else 's'} every "
             f"{cfg['RATE_LIMIT_WINDOW']:g} seconds. Wait a moment and send again."
         )
     return _store_and_publish(room, user, body, Message.USER)
 
 
 def _store_and_publish(room: Room, author: User, body: str, kind: str) -> Message:
+    # The previous message decides grouping under one name; the fragment depends on
+    # nothing else, so it is rendered once for every reader.
+    previous = db.session.get(Message, room.last_message_id) if room.last_message_id else None
     message = Message(room_id=room.id, author_id=author.id, body=body, kind=kind, created_at=utcnow())
     db.session.add(message)
     db.session.flush()
     room.last_activity_at = message.created_at
     room.last_message_id = message.id
     db.session.commit()
-    html = render_template("live/_push_message.html", m=message)
+    html = render_template("live/_push_message.html", m=message, prev=previous)
     broker.get().publish(room.id, html, message_id=message.id)
     return message
 
