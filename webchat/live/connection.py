@@ -9,6 +9,7 @@ later"), which the htmx ws extension answers by reconnecting and catching up.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
@@ -22,6 +23,10 @@ from simple_websocket import Server
 from .frames import encode_text_frame
 
 WRITE_TIMEOUT = 10.0
+# Heartbeats keep data in flight; a peer that stops acknowledging it for this long
+# (a phone that lost its network, a half-dead NAT entry) is dropped by the kernel,
+# so it leaves presence instead of lingering for TCP's ~15 minute default.
+UNACKED_TIMEOUT_MS = 30_000
 
 
 class Connection:
@@ -34,6 +39,9 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.writing = False
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+            with contextlib.suppress(OSError):
+                ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, UNACKED_TIMEOUT_MS)
 
     # --- called from other greenlets: never block ---------------------------------
 
