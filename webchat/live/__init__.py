@@ -3,6 +3,7 @@
 from flask import Flask
 
 from .broker import create_broker
+from .connection import NoReaderThread
 from .hub import Hub
 from .presence import Presence
 from .views import bp
@@ -10,6 +11,7 @@ from .views import bp
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.config["SOCK_SERVER_OPTIONS"] = {**app.config["SOCK_SERVER_OPTIONS"], "thread_class": NoReaderThread}
     broker = create_broker(app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"])
     hub = Hub()
     broker.listen(hub.deliver, hub.restart)

@@ -1,10 +1,13 @@
-"""One WebSocket: a bounded outgoing queue drained by the socket's own greenlet.
+"""One WebSocket: a bounded outgoing queue, served by the socket's own greenlet.
 
-The handler greenlet is the only writer of the socket (simple-websocket has no send
-lock). It sleeps on the socket's event, which the reader thread sets for incoming
-frames and ``push`` sets for outgoing ones, so each idle socket costs no extra
-greenlet. A reader that lets its queue fill up is closed with 1013 ("try again
-later"), which the htmx ws extension answers by reconnecting and catching up.
+The handler greenlet does everything for its socket: it reads (simple-websocket's
+per-socket reader thread is replaced by an event-loop watcher, since every greenlet
+holds at least a 16 KB frame stack on Python 3.11+), and it is the only writer
+(simple-websocket has no send lock). It sleeps on the socket's event, which the
+watcher sets when bytes arrive and ``push`` sets for outgoing frames.
+
+A reader that lets its queue fill up is closed with 1013 ("try again later"), which
+the htmx ws extension answers by reconnecting and catching up.
 """
 
 from __future__ import annotations
@@ -29,6 +32,19 @@ WRITE_TIMEOUT = 10.0
 UNACKED_TIMEOUT_MS = 30_000
 
 
+class NoReaderThread:
+    """Given to simple-websocket as its ``thread_class``: no thread is started, the
+    handler greenlet reads the socket itself (``Connection._read``)."""
+
+    name = "webchat-socket"
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+
 class Connection:
     def __init__(self, ws: Server, queue_limit: int) -> None:
         self.ws = ws
@@ -39,6 +55,9 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.writing = False
+        self.readable = False
+        self._watcher = gevent.get_hub().loop.io(ws.sock.fileno(), 1)
+        self._watcher.start(self._on_readable)
         if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
             with contextlib.suppress(OSError):
                 ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, UNACKED_TIMEOUT_MS)
@@ -65,7 +84,31 @@ class Connection:
                 self._abort()
         self.ws.event.set()
 
+    def _on_readable(self) -> None:
+        # Runs in the event loop. Stop watching until the handler has read, or a
+        # level-triggered watcher would spin while the handler waits on the database.
+        self._watcher.stop()
+        self.readable = True
+        self.ws.event.set()
+
     # --- called from the handler greenlet only ---------------------------------------
+
+    def _read(self) -> None:
+        """One recv (the socket is readable, so it does not block) fed to wsproto:
+        pings are answered, a close is acknowledged, frames land in input_buffer."""
+        ws = self.ws
+        self.readable = False
+        try:
+            data = ws.sock.recv(ws.receive_bytes)
+        except OSError:
+            data = b""
+        if not data:
+            ws.connected = False
+            return
+        ws.ws.receive_data(data)
+        ws.connected = ws._handle_events()
+        if ws.connected:
+            self._watcher.start(self._on_readable)
 
     def send_now(self, html: str) -> None:
         """Send ahead of anything queued (the catch-up frame must precede live ones)."""
@@ -79,19 +122,25 @@ class Connection:
     ) -> None:
         ws = self.ws
         next_beat = time.monotonic() + heartbeat
-        while ws.connected:
-            ws.event.wait(timeout=max(0.0, next_beat - time.monotonic()))
-            ws.event.clear()
-            while ws.input_buffer and self.close_code is None:
-                on_frame(ws.input_buffer.pop(0))
+        try:
+            while ws.connected:
+                ws.event.wait(timeout=max(0.0, next_beat - time.monotonic()))
+                ws.event.clear()
+                if self.readable:
+                    self._read()
+                while ws.input_buffer and self.close_code is None:
+                    on_frame(ws.input_buffer.pop(0))
+                if self.close_code is not None:
+                    break
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + heartbeat
+                    on_heartbeat()
+                self._flush()
             if self.close_code is not None:
-                break
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + heartbeat
-                on_heartbeat()
-            self._flush()
-        if self.close_code is not None:
-            self._close(self.close_code, self.close_reason)
+                self._close(self.close_code, self.close_reason)
+        finally:
+            self._watcher.stop()
+            self._watcher.close()
 
     def _flush(self) -> None:
         batch = []

@@ -42,6 +42,13 @@ def _refuse(ws: Server, reason: str) -> None:
     ws.close(reason=POLICY_VIOLATION, message=reason)
 
 
+@bp.before_request
+def _no_compression() -> None:
+    """Refuse permessage-deflate: fragments are small, and zlib state would cost every
+    socket tens of kilobytes (our frames are pre-encoded uncompressed anyway)."""
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
 @sock.route("/ws/chat/<room_name>/", bp=bp)
 def room_socket(ws: Server, room_name: str) -> None:
     if not origin_allowed(request.headers.get("Origin")):
