@@ -279,3 +279,26 @@ def test_a_reader_that_never_reads_is_dropped_while_others_keep_receiving(live_d
         assert "after the drop" not in "".join(stuck.frames)
     finally:
         server.stop()
+
+
+def test_pings_are_answered_and_compression_is_not_negotiated(server):
+    room = uniq("room")
+    owner = Browser(server).signup(uniq("owner")).create_room(room)
+    url = server.url.replace("http://", "ws://") + f"/ws/chat/{room}/?after=0"
+    ws = websocket.create_connection(
+        url,
+        cookie=owner.cookie_header(),
+        origin=server.url,
+        header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+        timeout=5,
+    )
+    try:
+        assert "sec-websocket-extensions" not in {k.lower() for k in ws.getheaders()}
+        ws.ping(b"are you there")
+        while True:
+            opcode, data = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_PONG:
+                break
+        assert data == b"are you there"
+    finally:
+        ws.close()
