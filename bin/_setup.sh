@@ -23,8 +23,8 @@ apt_install() {
 
 find_python() {
   local py
-  for py in python3.13 python3.12 python3.11 python3; do
-    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  for py in python3 python3.13 python3.12 python3.11; do
+    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       echo "$py"
       return 0
     fi
@@ -49,7 +49,11 @@ ensure_venv() {
   want="$(cat "$ROOT/requirements.txt" "$ROOT/$req" | sha256sum | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Python packages from $req"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/$req"
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/$req" >"$VENV/pip.log" 2>&1; then
+      grep -v '^WARNING: Location' "$VENV/pip.log" >&2
+      say "pip could not install $req"
+      return 1
+    fi
     echo "$want" > "$stamp"
   fi
 }
