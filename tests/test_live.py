@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 import websocket
 
+from . import services
+from .conftest import TEST_DB, migrate_database
 from .liveserver import Browser, LiveServer, message_ids
 
 pytestmark = pytest.mark.live
@@ -302,3 +304,28 @@ def test_pings_are_answered_and_compression_is_not_negotiated(server):
         assert data == b"are you there"
     finally:
         ws.close()
+
+
+def test_database_outage_closes_sockets_with_a_retryable_code_and_says_why(tmp_path):
+    """Sending during an outage gets an error, a new socket is told and closed with 1011
+    (which htmx retries); nothing hangs and the server keeps serving."""
+    if TEST_DB != "postgres":
+        pytest.skip("an embedded SQLite file cannot go away under a running server; runs on PostgreSQL")
+    url, db_name = services.create_pg_database()
+    migrate_database(url)
+    server = LiveServer(url, tmp_path).start()
+    try:
+        room = uniq("room")
+        alice = Browser(server).signup(uniq("alice")).create_room(room)
+        a = alice.socket(room)
+        a.wait_for('id="log-live"')
+        services.drop_pg_database(db_name)  # WITH (FORCE): pooled connections die too
+        a.send("during the outage")
+        assert "could not be saved" in a.wait_for('id="composer-error"')
+        b = alice.socket(room)
+        status = b.wait_for('id="status"')
+        assert "cannot reach its database" in status and "status-retry" in status
+        assert b.wait_closed() == 1011
+        assert Browser(server).get("/login/")[0] == 200
+    finally:
+        server.stop()

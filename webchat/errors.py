@@ -6,7 +6,7 @@ from flask import Flask, g, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .extensions import db, login_manager
+from .extensions import db, render_as_visitor
 
 TEXTS = {
     400: ("Bad request", "The request could not be understood. Go back, reload the page and try again."),
@@ -46,9 +46,7 @@ def _server_error(error: Exception):
 
     original = getattr(error, "original_exception", error)
     if "_login_user" not in g:
-        # Loading the reader failed (the database is down, say): the page's header would
-        # try again and fail inside this handler, leaving a bare 500. Render as a visitor.
-        login_manager._update_request_context_with_user()
+        render_as_visitor()  # else the page's header fails again, leaving a bare 500
     if isinstance(original, (OperationalError, PoolTimeout)):
         return render_error(503, "The database is not answering. Please try again in a moment.")
     return render_error(500)

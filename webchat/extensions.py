@@ -24,6 +24,12 @@ csrf = CSRFProtect()
 sock = Sock()
 
 
+def render_as_visitor() -> None:
+    """Loading the user failed (the database is down, say): let templates render as a
+    visitor instead of failing again on ``current_user`` while reporting the error."""
+    login_manager._update_request_context_with_user()
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL lets readers run beside the writer; SQLite leaves foreign keys off by default."""

@@ -25,8 +25,10 @@ def init_app(app: Flask) -> None:
         from flask_login import current_user
 
         public = {"auth.login", "auth.signup", "static", None}
-        if request.endpoint in public or current_user.is_authenticated:
+        if request.endpoint in public:
             return None
         if request.endpoint == "live.room_socket":
             return None  # the socket closes itself with 1008 (a redirect means nothing to it)
+        if current_user.is_authenticated:
+            return None
         return login_manager.unauthorized()

@@ -8,14 +8,16 @@ stream, skipping ids that frame already held. Nothing is lost, nothing doubles.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, g, render_template, request
 from flask_login import current_user
 from simple_websocket import Server
+from sqlalchemy.exc import SQLAlchemyError
 
-from ..extensions import db, sock
+from ..extensions import db, render_as_visitor, sock
 from ..models import User
 from ..rooms import service
 from . import broker as brokers
@@ -25,6 +27,7 @@ from .connection import Connection
 bp = Blueprint("live", __name__)
 
 POLICY_VIOLATION = 1008
+SERVER_ERROR = 1011
 
 
 def origin_allowed(origin: str | None) -> bool:
@@ -36,10 +39,12 @@ def origin_allowed(origin: str | None) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-def _refuse(ws: Server, reason: str) -> None:
-    """Tell the page why, then close with 1008, which the htmx client does not retry."""
-    ws.send(render_template("live/_status.html", state="refused", reason=reason))
-    ws.close(reason=POLICY_VIOLATION, message=reason)
+def _refuse(ws: Server, reason: str, code: int = POLICY_VIOLATION) -> None:
+    """Tell the page why, then close: 1008 is final for the htmx client, 1011 is retried."""
+    ws.send(
+        render_template("live/_status.html", state="refused" if code == POLICY_VIOLATION else "retry", reason=reason)
+    )
+    ws.close(reason=code, message=reason)
 
 
 @bp.before_request
@@ -51,6 +56,22 @@ def _no_compression() -> None:
 
 @sock.route("/ws/chat/<room_name>/", bp=bp)
 def room_socket(ws: Server, room_name: str) -> None:
+    try:
+        _serve(ws, room_name)
+    except SQLAlchemyError as exc:
+        # The database is away: say so, and close with 1011 so htmx retries with
+        # backoff and catches up once it is back. Never a hung socket.
+        current_app.logger.warning("socket closed, database unavailable: %s", type(exc).__name__)
+        db.session.rollback()
+        if "_login_user" not in g:
+            render_as_visitor()
+        with contextlib.suppress(Exception):  # the peer may be gone already
+            _refuse(ws, "The server cannot reach its database. Retrying…", SERVER_ERROR)
+    finally:
+        db.session.remove()
+
+
+def _serve(ws: Server, room_name: str) -> None:
     if not origin_allowed(request.headers.get("Origin")):
         return _refuse(ws, "This page's origin may not connect.")
     if not current_user.is_authenticated:
