@@ -21,7 +21,15 @@ but this client keeps its own cookies (``Set-Cookie`` -> ``Cookie``) the way a T
 terminating proxy in front of gunicorn would see them, so the production profile is
 benchmarked unchanged.
 
-Every loop is bounded in count and time; all traffic is to 127.0.0.1.
+Diagnostics: ``--profile`` (py-spy on the worker during the largest steady run),
+``--gc-stats`` (the worker's garbage-collector pauses per run), ``--trace-memory``
+(tracemalloc: where idle-socket memory goes) and ``--server-gc`` (try gc.freeze() or
+another gc threshold in the worker without editing the app). The last three start
+gunicorn with a wrapper config that execs gunicorn.conf.py and adds a worker hook.
+
+``--redis URL --workers 2`` runs WEB_CONCURRENCY=2 with the Redis broker (a unique
+REDIS_KEY_PREFIX per run, deleted afterwards). Every loop is bounded in count and time;
+all traffic is to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -69,8 +77,10 @@ def log(msg: str) -> None:
 
 # --- the server under test ----------------------------------------------------------
 
-# --trace-memory only: the project's gunicorn.conf.py plus a worker hook that dumps a
-# tracemalloc snapshot whenever the bench asks for one (a file in BENCH_TRACE_DIR).
+# --trace-memory / --gc-stats / --server-gc only: the project's gunicorn.conf.py plus a
+# worker hook that answers the bench's requests (files in BENCH_TRACE_DIR): a tracemalloc
+# snapshot, or the log of the garbage collector's pauses (gc.callbacks); and, to try
+# collector settings without editing the app, gc.freeze() / gc.set_threshold().
 TRACE_CONF = """
 import os as _os
 
@@ -80,12 +90,34 @@ with open(_path) as _f:
 
 
 def post_worker_init(worker):
+    import collections
     import gc
+    import json
+    import time
     import tracemalloc
 
     import gevent
 
-    tracemalloc.start(int(_os.environ.get("BENCH_TRACE_FRAMES", "8")))
+    if _os.environ.get("BENCH_TRACE_MEMORY"):
+        tracemalloc.start(int(_os.environ.get("BENCH_TRACE_FRAMES", "8")))
+    if _os.environ.get("BENCH_GC_FREEZE"):
+        gc.collect()
+        gc.freeze()  # the app and its imports: never traversed again by the collector
+    if _os.environ.get("BENCH_GC_THRESHOLD"):
+        gc.set_threshold(*(int(x) for x in _os.environ["BENCH_GC_THRESHOLD"].split(",")))
+    pauses = collections.deque(maxlen=200000)
+    if _os.environ.get("BENCH_GC_STATS"):
+        started = {}
+
+        def on_gc(phase, info):
+            now = time.monotonic()
+            if phase == "start":
+                started["t"] = now
+            else:
+                t0 = started.get("t", now)
+                pauses.append((t0, info["generation"], now - t0, info.get("collected", 0)))
+
+        gc.callbacks.append(on_gc)
     folder = _os.environ["BENCH_TRACE_DIR"]
     suffix = f".{_os.getpid()}.request"
 
@@ -93,12 +125,17 @@ def post_worker_init(worker):
         for _ in range(200000):
             gevent.sleep(0.1)
             for name in _os.listdir(folder):
-                if name.endswith(suffix):
-                    tag = name[: -len(".request")]
-                    _os.unlink(_os.path.join(folder, name))
+                if not name.endswith(suffix):
+                    continue
+                tag = name[: -len(".request")]
+                _os.unlink(_os.path.join(folder, name))
+                if tag.startswith("gc."):
+                    with open(_os.path.join(folder, tag + ".snap"), "w") as f:
+                        json.dump(list(pauses), f)
+                else:
                     gc.collect()
                     tracemalloc.take_snapshot().dump(_os.path.join(folder, tag + ".snap"))
-                    open(_os.path.join(folder, tag + ".done"), "w").close()
+                open(_os.path.join(folder, tag + ".done"), "w").close()
 
     gevent.spawn(serve)
 """
@@ -138,13 +175,22 @@ class Server:
             self.env["REDIS_URL"] = args.redis
             self.env["REDIS_KEY_PREFIX"] = self.redis_prefix
         self.conf = "gunicorn.conf.py"
-        if args.trace_memory:
+        if args.trace_memory or args.gc_stats or args.server_gc:
             self.trace_dir = tmp / "trace"
             self.trace_dir.mkdir()
             conf = tmp / "gunicorn.trace.conf.py"
             conf.write_text(TRACE_CONF)
             self.conf = str(conf)
             self.env.update(BENCH_ROOT=str(ROOT), BENCH_TRACE_DIR=str(self.trace_dir))
+            if args.trace_memory:
+                self.env["BENCH_TRACE_MEMORY"] = "1"
+            if args.gc_stats:
+                self.env["BENCH_GC_STATS"] = "1"
+            for item in (args.server_gc or "").split(";"):
+                if item.strip() == "freeze":
+                    self.env["BENCH_GC_FREEZE"] = "1"
+                elif item.strip().startswith("threshold="):
+                    self.env["BENCH_GC_THRESHOLD"] = item.strip().removeprefix("threshold=")
 
     @property
     def url(self) -> str:
@@ -204,6 +250,21 @@ class Server:
             return []
         return [int(p) for p in text.split()]
 
+    def per_worker(self) -> dict[int, tuple[int, int]]:
+        """pid -> (RSS in KB, open file descriptors) for each worker."""
+        out = {}
+        for pid in self.workers():
+            try:
+                rss = next(
+                    int(line.split()[1])
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS:")
+                )
+                out[pid] = (rss, len(os.listdir(f"/proc/{pid}/fd")))
+            except (OSError, StopIteration):
+                pass
+        return out
+
     def rss_kb(self) -> int:
         total = 0
         for pid in self.workers():
@@ -236,6 +297,15 @@ class Server:
                 return [self.trace_dir / f"{tag}.{pid}.snap" for pid in pids]
             time.sleep(0.2)
         raise RuntimeError(f"no tracemalloc snapshot {tag!r} within {timeout:g} s")
+
+    def gc_pauses(self, since: float, until: float) -> list[tuple[float, int, float, int]]:
+        """The workers' garbage-collector pauses that started in [since, until] (--gc-stats)."""
+        self.gc_requests = getattr(self, "gc_requests", 0) + 1
+        pauses = []
+        for path in self.snapshots(f"gc.{self.gc_requests}", timeout=30):
+            pauses += [tuple(p) for p in json.loads(path.read_text()) if since <= p[0] <= until]
+            path.unlink()
+        return pauses
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -386,6 +456,7 @@ class WS:
         "closed",
         "errors",
         "stale",
+        "reads",
     )
 
     def __init__(self, sock: socket.socket, rest: bytes, reader: bool) -> None:
@@ -401,6 +472,7 @@ class WS:
         self.closed = False
         self.errors: list[str] = []
         self.stale = 0  # bench articles from before the current phase
+        self.reads = 0  # recv() calls that returned data
 
     def send_text(self, text: str) -> None:
         self.sock.sendall(client_frame(text.encode()))
@@ -546,6 +618,7 @@ class Loop:
                 except OSError:
                     data = b""
                 if data:
+                    ws.reads += 1
                     ws.feed(data, mono())
                     if ws.closed:
                         self.drop(ws)
@@ -563,6 +636,8 @@ def handshake_request(path: str, port: int, cookie: str) -> bytes:
     return (
         f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://{HOST}:{port}\r\n"
+        # What Chromium offers; the server's frames stay uncompressed either way (RSV1 unset).
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
         f"Cookie: {cookie}\r\nUser-Agent: webchat-bench\r\n\r\n"
     ).encode()
 
@@ -626,7 +701,9 @@ class Result:
     mismatched: int
     other_server: float | None = None  # busy share of the server's cores not used by the worker(s)
     other_client: float | None = None  # same for the load generator's cores
-    first_p50: float | None = None  # send -> first reader, median over messages
+    first_p50: float | None = None  # send -> first reader, over messages
+    first_p99: float | None = None
+    gc: str = ""  # --gc-stats: the worker's collector pauses during the run
     spread_p50: float | None = None  # first reader -> last reader, over messages every reader got
     spread_p99: float | None = None
 
@@ -700,6 +777,7 @@ class Bench:
             self.loop.drop(ws)
         self.loop.spin(2.0)
         before = self.server.rss_kb()
+        workers_before = self.server.per_worker()
         if self.args.trace_memory:
             snaps_before = self.server.snapshots("before")
             self.loop.spin(1.0)
@@ -707,6 +785,7 @@ class Bench:
         self.loop.spin(max(3.0, self.args.settle))
         open_now = sum(1 for ws in idle if not ws.closed)
         after_kb = self.server.rss_kb()
+        workers_after = self.server.per_worker()
         if self.args.trace_memory:
             self.memory_trace = trace_report(snaps_before, self.server.snapshots("after"), n)
         for ws in idle:
@@ -719,6 +798,11 @@ class Bench:
             "after_kb": after_kb,
             "per_socket_kb": (after_kb - before) / max(1, n),
             "released_kb": self.server.rss_kb(),
+            "workers": {
+                pid: (workers_after[pid][0] - rss, workers_after[pid][1] - fds)
+                for pid, (rss, fds) in workers_before.items()
+                if pid in workers_after
+            },
         }
 
     def run_phase(self, name: str, rate: float, duration: float) -> Result:
@@ -731,6 +815,7 @@ class Bench:
             ws.got = set()
             ws.dups = 0
             ws.frames = 0
+            ws.reads = 0
             ws.phase = ph
         for ws in self.senders:
             ws.errors.clear()
@@ -782,6 +867,9 @@ class Bench:
         log(f"{name}: {len(readers)} readers, {rate:g} msg/s for {duration:g} s ({count} messages)")
         self.loop.run(t0 + duration + args.drain, tick=tick, done=done)
         wall = mono() - wall0
+        gc_text = ""
+        if args.gc_stats:
+            gc_text = gc_summary(self.server.gc_pauses(wall0, wall0 + wall))
         cpu1, srv1 = resource.getrusage(resource.RUSAGE_SELF), self.server.cpu_seconds()
         busy_s1, busy_c1 = busy_seconds(server_cores), busy_seconds(client_cores)
         for ws in readers:
@@ -795,6 +883,7 @@ class Bench:
         )
         spread = sorted((ph.last_t[i] - ph.first_t[i]) * 1000.0 for i in range(count) if ph.reached[i] == n_readers)
         frames = sum(ws.frames for ws in readers)
+        reads = sum(ws.reads for ws in readers)
         errors = [e for s in self.senders for e in s.errors]
         closed_senders = collections.Counter(ws.close_code for ws in senders if ws.closed)
         if closed_senders:
@@ -831,12 +920,16 @@ class Bench:
             other_server=other_server,
             other_client=other_client,
             first_p50=percentile(first, 0.5) if first else None,
+            first_p99=percentile(first, 0.99) if first else None,
+            gc=gc_text,
             spread_p50=percentile(spread, 0.5) if spread else None,
             spread_p99=percentile(spread, 0.99) if spread else None,
         )
         log(
-            f"  {frames / wall:,.0f} frames/s read, p50 {fmt(result.p50)} ms, p99 {fmt(result.p99)} ms, "
-            f"first reader p50 {fmt(result.first_p50)} ms, "
+            f"  {frames / wall:,.0f} frames/s in {reads / wall:,.0f} reads/s "
+            f"({frames / max(1, ph.delivered):.2f} frames, {reads / max(1, ph.delivered):.2f} reads per delivery), "
+            f"p50 {fmt(result.p50)} ms, p99 {fmt(result.p99)} ms, "
+            f"first reader p50/p99 {fmt(result.first_p50)}/{fmt(result.first_p99)} ms, "
             f"spread p50/p99 {fmt(result.spread_p50)}/{fmt(result.spread_p99)} ms, "
             f"lost {result.lost}, dup {result.dups}, "
             f"closed {result.closed}, server CPU {result.server_cpu:.0%}, loadgen CPU {loadgen:.0%}, "
@@ -850,6 +943,15 @@ class Bench:
 
 def summarise(errors: list[str], top: int = 5) -> list[str]:
     return [f"{e} (x{n})" if n > 1 else e for e, n in collections.Counter(errors).most_common(top)]
+
+
+def gc_summary(pauses: list[tuple[float, int, float, int]]) -> str:
+    parts = []
+    for gen in (0, 1, 2):
+        durations = sorted(p[2] * 1000.0 for p in pauses if p[1] == gen)
+        if durations:
+            parts.append(f"gen{gen} x{len(durations)} (max {durations[-1]:.1f} ms, total {sum(durations):.0f} ms)")
+    return "GC pauses: " + (", ".join(parts) if parts else "none")
 
 
 def pct(v: float | None) -> str:
@@ -923,8 +1025,9 @@ CATEGORIES = [
     ("Hub.deliver", "fan-out: Hub.deliver -> Connection.push (deque append + Event.set per socket)"),
     ("Connection.push", "fan-out: Hub.deliver -> Connection.push (deque append + Event.set per socket)"),
     ("redis", "Redis client"),
-    ("simple_websocket", "read: simple-websocket thread + wsproto (client frames)"),
-    ("wsproto", "read: simple-websocket thread + wsproto (client frames)"),
+    ("Connection._read", "read: client frames (Connection._read, simple-websocket, wsproto)"),
+    ("simple_websocket", "read: client frames (Connection._read, simple-websocket, wsproto)"),
+    ("wsproto", "read: client frames (Connection._read, simple-websocket, wsproto)"),
     ("Connection.run", "wake-up: Connection.run (Event.wait with timeout + greenlet switch, clear, loop)"),
     ("Hub.run", "gevent hub loop (libev dispatch, callbacks, switches)"),
     ("gevent/", "gevent other"),
@@ -1117,8 +1220,9 @@ def table(results: list[Result], memory: dict | None, args: argparse.Namespace, 
         f"### webchat fan-out, {mode}, APP_ENV={args.app_env}, SQLite, server on CPU {args.server_cpus}, "
         f"load generator on CPU {args.client_cpus}",
         "",
-        "| run | readers | msg/s | sent | deliveries/s | p50 ms | p99 ms | max ms | 1st reader p50 | spread p50/p99 "
-        "| lost | dup | closed | server CPU | loadgen CPU | other load (server/loadgen core) | verdict |",
+        "| run | readers | msg/s | sent | deliveries/s | p50 ms | p99 ms | max ms | 1st reader p50/p99 "
+        "| spread p50/p99 | lost | dup | closed | server CPU | loadgen CPU | other load (server/loadgen core) "
+        "| verdict |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in results:
@@ -1127,7 +1231,8 @@ def table(results: list[Result], memory: dict | None, args: argparse.Namespace, 
             verdict = "meets target" if (r.p99 or 1e9) < TARGET["p99_ms"] else "ok (p99 over target)"
         lines.append(
             f"| {r.name} | {r.sockets} | {r.rate:g} | {r.sent} | {r.rate * r.sockets:,.0f} | {fmt(r.p50)} "
-            f"| {fmt(r.p99)} | {fmt(r.max)} | {fmt(r.first_p50)} | {fmt(r.spread_p50)}/{fmt(r.spread_p99)} "
+            f"| {fmt(r.p99)} | {fmt(r.max)} | {fmt(r.first_p50)}/{fmt(r.first_p99)} "
+            f"| {fmt(r.spread_p50)}/{fmt(r.spread_p99)} "
             f"| {r.lost} | {r.dups} | {r.closed} | {r.server_cpu:.0%} "
             f"| {r.loadgen_cpu:.0%} | {pct(r.other_server)}/{pct(r.other_client)} | {verdict} |"
         )
@@ -1151,12 +1256,22 @@ def table(results: list[Result], memory: dict | None, args: argparse.Namespace, 
             f"| {memory['sockets']} | {memory['before_kb'] / 1024:.1f} MB | {memory['after_kb'] / 1024:.1f} MB "
             f"| **{memory['per_socket_kb']:.1f} KB** |",
         ]
+        if len(memory["workers"]) > 1:
+            split = ", ".join(
+                f"worker {pid}: +{fds} sockets, +{kb / 1024:.1f} MB ({kb / max(1, fds):.1f} KB each)"
+                for pid, (kb, fds) in memory["workers"].items()
+            )
+            lines.append(f"(RSS summed over the workers; {split})")
+        if memory["open"] < memory["sockets"]:
+            lines.append(f"(only {memory['open']} of the {memory['sockets']} idle sockets were still open: not valid)")
     notes = []
     for r in results:
         if r.errors:
             notes.append(f"- {r.name}: " + "; ".join(r.errors))
         if r.send_lag_ms > 50:
             notes.append(f"- {r.name}: the load generator sent up to {r.send_lag_ms:.0f} ms late")
+        if r.gc:
+            notes.append(f"- {r.name}: {r.gc}")
         if r.mismatched:
             notes.append(f"- {r.name}: {r.mismatched} deliveries carried another message id for the same message")
     if notes:
@@ -1221,6 +1336,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="py-spy record the worker during the largest steady run and print where time goes",
     )
     p.add_argument("--py-spy", default=None, help="path of py-spy (default: on PATH)")
+    p.add_argument(
+        "--server-gc",
+        default=None,
+        metavar="SETTINGS",
+        help="experiment: collector settings for the worker, 'freeze' and/or 'threshold=A,B,C' joined by ';'",
+    )
+    p.add_argument(
+        "--gc-stats",
+        action="store_true",
+        help="log the worker's garbage-collector pauses (gc.callbacks, via a wrapper of gunicorn.conf.py)",
+    )
     p.add_argument(
         "--trace-memory",
         action="store_true",

@@ -177,8 +177,9 @@ def test_typing_expires(broker):
     assert 0 < typers[0][1] <= 0.3 and 4 < typers[1][1] <= 5
     time.sleep(0.45)
     assert [p for p, _ in broker.typing(1)] == [BOB]
-    broker.typing_drop(1, BOB.user_id)
+    assert broker.typing_drop(1, BOB.user_id) is True  # others must hear bob stopped
     assert broker.typing(1) == []
+    assert broker.typing_drop(1, BOB.user_id) is False  # nothing to tell: no fragment
 
 
 # --- the Redis broker when Redis misbehaves ------------------------------------------

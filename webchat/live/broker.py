@@ -66,7 +66,8 @@ class Broker(ABC):
     def typing_touch(self, room_id: int, person: Person, ttl: float) -> None: ...
 
     @abstractmethod
-    def typing_drop(self, room_id: int, user_id: int) -> None: ...
+    def typing_drop(self, room_id: int, user_id: int) -> bool:
+        """Forget that the user types; True if they were typing (others must be told)."""
 
     @abstractmethod
     def typing(self, room_id: int) -> list[tuple[Person, float]]:
@@ -124,9 +125,10 @@ class MemoryBroker(Broker):
         with self._lock:
             self._typing.setdefault(room_id, {})[person.user_id] = (person, time.monotonic() + ttl)
 
-    def typing_drop(self, room_id: int, user_id: int) -> None:
+    def typing_drop(self, room_id: int, user_id: int) -> bool:
         with self._lock:
-            self._typing.get(room_id, {}).pop(user_id, None)
+            entry = self._typing.get(room_id, {}).pop(user_id, None)
+        return entry is not None and entry[1] > time.monotonic()
 
     def typing(self, room_id: int) -> list[tuple[Person, float]]:
         now = time.monotonic()

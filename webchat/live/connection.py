@@ -130,6 +130,7 @@ class Connection:
                     self._read()
                 while ws.input_buffer and self.close_code is None:
                     on_frame(ws.input_buffer.pop(0))
+                    self._flush()  # a busy sender must not fill its own queue
                 if self.close_code is not None:
                     break
                 if time.monotonic() >= next_beat:

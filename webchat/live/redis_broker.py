@@ -394,10 +394,11 @@ class RedisBroker(Broker):
         member = str(person.user_id)
         self._call(lambda: self._touch(keys=self._keys("typing", room_id), args=[member, who, ttl]), None)
 
-    def typing_drop(self, room_id: int, user_id: int) -> None:
+    def typing_drop(self, room_id: int, user_id: int) -> bool:
         zset, who = self._keys("typing", room_id)
         member = str(user_id)
-        self._call(lambda: self._redis.pipeline().zrem(zset, member).hdel(who, member).execute(), None)
+        removed = self._call(lambda: self._redis.pipeline().zrem(zset, member).hdel(who, member).execute(), None)
+        return bool(removed and removed[0])
 
     def typing(self, room_id: int) -> list[tuple[Person, float]]:
         return sorted(self._entries("typing", room_id), key=lambda t: t[0].username.casefold())

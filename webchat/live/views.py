@@ -83,7 +83,9 @@ def _serve(ws: Server, room_name: str) -> None:
         return _refuse(ws, "Open the room page to join it first.")
     after = request.args.get("after", "0")
     after_id = int(after) if after.isascii() and after.isdigit() and len(after) < 19 else 0
-    LiveSession(ws, room.id, room.name, after_id).run()
+    session = LiveSession(ws, room.id, room.name, after_id)
+    del room  # keep ids, not rows (and their joined owner), for the socket's life
+    session.run()
 
 
 class LiveSession:
@@ -168,8 +170,8 @@ class LiveSession:
         if room is None or user is None:
             raise service.InvalidInput("This room or your account no longer exists. Reload the page.")
         service.post_message(room, user, text)
-        self.broker.typing_drop(self.room_id, self.person.user_id)
-        self.app.extensions["webchat.presence"].publish_typing(self.room_id)
+        if self.broker.typing_drop(self.room_id, self.person.user_id):
+            self.app.extensions["webchat.presence"].publish_typing(self.room_id)
         self._reply(render_template("rooms/_composer.html", room=room, oob=True, focus=True))
 
     def _typing(self) -> None:
