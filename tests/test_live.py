@@ -329,3 +329,16 @@ def test_database_outage_closes_sockets_with_a_retryable_code_and_says_why(tmp_p
         assert Browser(server).get("/login/")[0] == 200
     finally:
         server.stop()
+
+
+def test_what_a_socket_showed_counts_as_read_in_the_room_list(pair):
+    room, _alice, bob, a, b = pair
+    a.send("seen live by bob")
+    b.wait_for("seen live by bob")
+    _status, page = bob.get("/")
+    assert re.search(rf">{room}</span> <span class=\"unread\"", page), "unread while bob's socket is open"
+    b.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and re.search(rf">{room}</span> <span class=\"unread\"", bob.get("/")[1]):
+        time.sleep(0.1)
+    assert not re.search(rf">{room}</span> <span class=\"unread\"", bob.get("/")[1])

@@ -410,3 +410,32 @@ def test_rate_limit_comes_from_a_fresh_apps_config(_migrated):
         with limited_app.app_context():
             empty_tables()
             db.engine.dispose()
+
+
+def unread_badge(page: str, room: str) -> str | None:
+    item = next(i for i in room_items(page) if f">{room}" in i)
+    match = re.search(r'<span class="unread"[^>]*>([^<]+)<', item)
+    return match.group(1) if match else None
+
+
+def test_room_list_counts_others_unread_messages_until_the_room_is_opened(app, alice, bob):
+    create_room(alice, "news")
+    bob.get(room_url("news"))  # bob joins and has read everything so far
+    for i in range(3):
+        send(alice, "news", f"update {i}")
+    send(bob, "news", "my own message is never unread")  # bob also reads up to here
+    send(alice, "news", "one more")
+    assert unread_badge(text(bob.get("/")), "news") == "1"
+    assert unread_badge(text(alice.get("/")), "news") is None  # alice's page shows her own messages
+    bob.get(room_url("news"))
+    assert unread_badge(text(bob.get("/")), "news") is None
+    # history pages are not "seen up to the newest"
+    send(alice, "news", "after bob left")
+    bob.get(room_url("news") + "?before=1")
+    assert unread_badge(text(bob.get("/")), "news") == "1"
+
+
+def test_rooms_you_have_not_joined_show_no_unread_count(app, alice, bob):
+    create_room(alice, "elsewhere")
+    send(alice, "elsewhere", "hello")
+    assert unread_badge(text(bob.get("/")), "elsewhere") is None

@@ -52,6 +52,7 @@ class Connection:
         self.queue_limit = queue_limit
         self.pending: deque[tuple[bytes, int | None]] = deque()
         self.skip_ids: frozenset[int] = frozenset()
+        self.newest_id = 0  # the newest message this socket has delivered
         self.close_code: int | None = None
         self.close_reason = ""
         self.writing = False
@@ -148,8 +149,11 @@ class Connection:
         skip = self.skip_ids
         while self.pending:
             frame, message_id = self.pending.popleft()
-            if message_id is None or message_id not in skip:
+            if message_id is None:
                 batch.append(frame)
+            elif message_id not in skip:
+                batch.append(frame)
+                self.newest_id = max(self.newest_id, message_id)
         if batch:
             self.writing = True
             try:

@@ -114,11 +114,21 @@ class LiveSession:
             self.hub.remove(self.room_id, self.conn)
             self.broker.presence_drop(self.room_id, self.conn.id)
             self.app.extensions["webchat.presence"].changed(self.room_id)
+            self._mark_read()
+
+    def _mark_read(self) -> None:
+        """What this socket showed counts as read in the room list."""
+        try:
+            service.mark_read(self.room_id, self.person.user_id, max(self.after_id, self.conn.newest_id))
+        except SQLAlchemyError:
+            db.session.rollback()  # unread counts are a courtesy; the database may be away
+        finally:
             db.session.remove()
 
     def _catch_up(self) -> None:
         messages, truncated = service.messages_after(self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"])
         self.conn.skip_ids = frozenset(m.id for m in messages)
+        self.conn.newest_id = max(self.conn.skip_ids, default=self.after_id)
         self.conn.send_now(
             render_template("live/_replay.html", messages=messages, truncated=truncated, room_name=self.room_name)
             + self._heartbeat_html()

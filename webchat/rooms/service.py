@@ -11,8 +11,9 @@ import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app, render_template
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..live import broker
@@ -192,14 +193,48 @@ class RoomSummary:
     room: Room
     members: int
     last_message: Message | None
+    unread: int | None  # others' messages since the reader last saw the room; None: not a member
 
 
-def room_list() -> list[RoomSummary]:
+def room_list(reader_id: int) -> list[RoomSummary]:
     members = select(Membership.room_id, func.count(Membership.id).label("n")).group_by(Membership.room_id).subquery()
+    mine = select(Membership).where(Membership.user_id == reader_id).subquery()
+    unread = (
+        select(func.count(Message.id))
+        .where(
+            Message.room_id == Room.id,
+            Message.id > func.coalesce(mine.c.last_read_message_id, 0),
+            Message.kind == Message.USER,
+            Message.author_id != reader_id,
+        )
+        .correlate(Room, mine)
+        .scalar_subquery()
+    )
+    last = aliased(Message)
     query = (
-        select(Room, func.coalesce(members.c.n, 0), Message)
+        select(Room, func.coalesce(members.c.n, 0), last, mine.c.id, unread)
         .outerjoin(members, members.c.room_id == Room.id)
-        .outerjoin(Message, Message.id == Room.last_message_id)
+        .outerjoin(mine, mine.c.room_id == Room.id)
+        .outerjoin(last, last.id == Room.last_message_id)
         .order_by(Room.last_activity_at.desc(), Room.id.desc())
     )
-    return [RoomSummary(room, n, msg) for room, n, msg in db.session.execute(query)]
+    return [
+        RoomSummary(room, n, msg, count if member_id is not None else None)
+        for room, n, msg, member_id, count in db.session.execute(query)
+    ]
+
+
+def mark_read(room_id: int, user_id: int, message_id: int) -> None:
+    """The reader has seen the room up to ``message_id`` (never moves backwards)."""
+    if not message_id:
+        return
+    db.session.execute(
+        update(Membership)
+        .where(
+            Membership.room_id == room_id,
+            Membership.user_id == user_id,
+            func.coalesce(Membership.last_read_message_id, 0) < message_id,
+        )
+        .values(last_read_message_id=message_id)
+    )
+    db.session.commit()

@@ -11,7 +11,7 @@ bp = Blueprint("rooms", __name__)
 
 @bp.route("/")
 def index():
-    return render_template("rooms/index.html", rooms=service.room_list())
+    return render_template("rooms/index.html", rooms=service.room_list(current_user.id))
 
 
 @bp.route("/create/", methods=["GET", "POST"])
@@ -72,6 +72,8 @@ def room(room_name: str):
         return response
     live = (before is None and after is None) or (after is not None and not page.has_newer)
     newest_id = page.messages[-1].id if page.messages else (after or 0)
+    if live:
+        service.mark_read(room.id, current_user.id, newest_id)
     html = render_template(
         "rooms/room.html",
         room=room,
