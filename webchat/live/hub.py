@@ -43,6 +43,3 @@ class Hub:
         for conns in tuple(rooms.values()):
             for conn in tuple(conns):
                 conn.request_close(1012, "Service restart: reconnecting")
-
-    def count(self) -> int:
-        return sum(len(c) for c in self.rooms.values())
