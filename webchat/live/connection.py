@@ -149,11 +149,11 @@ class Connection:
         skip = self.skip_ids
         while self.pending:
             frame, message_id = self.pending.popleft()
-            if message_id is None:
-                batch.append(frame)
-            elif message_id not in skip:
-                batch.append(frame)
+            if message_id is not None:
+                if message_id in skip:
+                    continue  # the catch-up frame held it already
                 self.newest_id = max(self.newest_id, message_id)
+            batch.append(frame)
         if batch:
             self.writing = True
             try:
