@@ -95,6 +95,9 @@ class Config:
     WS_MAX_FRAME_BYTES = _env_int("WS_MAX_FRAME_BYTES", 32 * 1024)
     WS_REPLAY_LIMIT = _env_int("WS_REPLAY_LIMIT", 500)
     SOCK_SERVER_OPTIONS = {"max_message_size": 1024 * 1024}
+    # Diagnostics: append the SQL statements of every request and socket unit to this
+    # file as JSON lines (webchat/querylog.py). Off unless set.
+    QUERY_LOG = os.environ.get("QUERY_LOG") or None
 
     def __init__(self) -> None:
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or self.default_secret_key()

@@ -65,6 +65,18 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def queries(app):
+    """Counts the SQL statements of each request: ``queries.measure(budget, call)``."""
+    from .querybudget import Queries
+
+    counter = Queries(app)
+    yield counter
+    from webchat import querylog
+
+    querylog.disable(app)
+
+
 def csrf_token(html: str) -> str:
     match = CSRF_RE.search(html)
     assert match, "page has no CSRF token"

@@ -40,6 +40,8 @@ class LiveServer:
         self.env = env
         self.proc: subprocess.Popen | None = None
         self.log_path = tmp_path / f"server-{self.port}.log"
+        # Every request and socket unit's SQL statements (webchat/querylog.py).
+        self.query_log = tmp_path / f"queries-{self.port}.jsonl"
 
     @property
     def url(self) -> str:
@@ -56,6 +58,7 @@ class LiveServer:
             "HEARTBEAT_SECONDS": "1",
             "PRESENCE_TTL_SECONDS": "3",
             "LOG_LEVEL": "warning",
+            "QUERY_LOG": str(self.query_log),
             **self.env,
         }
         self.log = open(self.log_path, "ab")

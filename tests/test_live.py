@@ -342,3 +342,59 @@ def test_what_a_socket_showed_counts_as_read_in_the_room_list(pair):
     while time.monotonic() < deadline and re.search(rf">{room}</span> <span class=\"unread\"", bob.get("/")[1]):
         time.sleep(0.1)
     assert not re.search(rf">{room}</span> <span class=\"unread\"", bob.get("/")[1])
+
+
+def units_since(server, start: int, name: str) -> list:
+    from .querybudget import read_log
+
+    return [t for t in read_log(server.query_log)[start:] if t.name == name]
+
+
+def wait_units(server, start: int, name: str, count: int, timeout: float = 5.0) -> list:
+    from .querybudget import read_log
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = units_since(server, start, name)
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no {name} unit in {[t.name for t in read_log(server.query_log)[start:]]}")
+
+
+# A message over the socket: the room, the sender, the previous message, INSERT, UPDATE.
+SOCKET_SEND = 5
+# The catch-up on a (re)connect: one query for every missed message with its author.
+CATCH_UP = 1
+
+
+def test_a_message_sent_over_the_socket_keeps_its_budget_with_one_commit(pair, server):
+    from .querybudget import check, read_log
+
+    _room, _alice, _bob, a, b = pair
+    for i in range(3):  # the count does not grow with the room
+        start = len(read_log(server.query_log))
+        a.send(f"budget {i}")
+        b.wait_for(f"budget {i}")
+        [frame] = wait_units(server, start, "ws.frame", 1)
+        check(frame, SOCKET_SEND, writes=True)
+        assert frame.commits == 1
+        # No row is read again after the commit: the last statement is the room's UPDATE.
+        assert frame.statements[-1].lstrip().upper().startswith("UPDATE")
+
+
+def test_the_catch_up_after_a_reconnect_is_one_query_for_any_number_of_messages(pair, server):
+    from .querybudget import check, read_log
+
+    room, _alice, bob, a, b = pair
+    b.close()
+    for i in range(4):  # the rate limit here is 5 per 3 s
+        a.send(f"missed {i}")
+        a.wait_for(f"missed {i}")
+    start = len(read_log(server.query_log))
+    again = bob.socket(room, after=0)
+    replay = again.wait_for('id="log-live" hx-swap-oob="innerHTML"')
+    assert len(message_ids(replay)) >= 6  # the room's system messages and the four
+    [unit] = wait_units(server, start, "ws.catch_up", 1)
+    check(unit, CATCH_UP, writes=False)
+    again.close()

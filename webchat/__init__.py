@@ -34,7 +34,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     csrf.init_app(app)
     sock.init_app(app)
 
-    from . import auth, errors, live, rooms, security, templating
+    from . import auth, errors, live, querylog, rooms, security, templating
 
     templating.init_app(app)
     security.init_app(app)
@@ -42,4 +42,5 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     auth.init_app(app)
     rooms.init_app(app)
     live.init_app(app)
+    querylog.init_app(app)
     return app

@@ -17,7 +17,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+# expire_on_commit=False: a commit must not make every loaded row (the page's
+# messages, the signed-in user) reload one statement at a time on its next use.
+# Sessions are short (one request, one socket frame), so rows cannot go stale.
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING), session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -17,6 +17,7 @@ from flask_login import current_user
 from simple_websocket import Server
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import querylog
 from ..extensions import db, render_as_visitor, sock
 from ..models import User
 from ..rooms import service
@@ -117,15 +118,23 @@ class LiveSession:
             self._mark_read()
 
     def _mark_read(self) -> None:
-        """What this socket showed counts as read in the room list."""
+        """What this socket showed counts as read in the room list (the page already
+        marked ``after_id``: write only when the socket showed more)."""
+        if self.conn.newest_id <= self.after_id:
+            return
         try:
-            service.mark_read(self.room_id, self.person.user_id, max(self.after_id, self.conn.newest_id))
+            service.mark_read(self.room_id, self.person.user_id, self.conn.newest_id)
         except SQLAlchemyError:
             db.session.rollback()  # unread counts are a courtesy; the database may be away
         finally:
             db.session.remove()
 
     def _catch_up(self) -> None:
+        with querylog.unit(self.app, "ws.catch_up"):
+            self._replay()
+        db.session.remove()  # hold no database connection while the socket idles
+
+    def _replay(self) -> None:
         messages, truncated = service.messages_after(self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"])
         self.conn.skip_ids = frozenset(m.id for m in messages)
         self.conn.newest_id = max(self.conn.skip_ids, default=self.after_id)
@@ -133,7 +142,6 @@ class LiveSession:
             render_template("live/_replay.html", messages=messages, truncated=truncated, room_name=self.room_name)
             + self._heartbeat_html()
         )
-        db.session.remove()  # hold no database connection while the socket idles
 
     def _heartbeat_html(self) -> str:
         return render_template("live/_status.html", state="live") + self.app.extensions[
@@ -148,6 +156,10 @@ class LiveSession:
         self.conn.push(frames.encode_text_frame(self._heartbeat_html()))
 
     def _on_frame(self, raw: str | bytes) -> None:
+        with querylog.unit(self.app, "ws.frame"):
+            self._handle_frame(raw)
+
+    def _handle_frame(self, raw: str | bytes) -> None:
         try:
             incoming = frames.parse(raw, self.max_frame)
             if incoming.typing:

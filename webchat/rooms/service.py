@@ -74,26 +74,34 @@ def create_room(name: str, owner: User) -> Room:
     except IntegrityError:  # created by someone else since the check
         db.session.rollback()
         raise InvalidInput("A room with that name exists already.", "name") from None
-    db.session.add(Membership(user_id=owner.id, room_id=room.id))
-    _store_and_publish(room, owner, f"{owner.username} created the room", Message.SYSTEM)
+    mine = Membership(user_id=owner.id, room_id=room.id)
+    db.session.add(mine)
+    _store_and_publish(room, owner, f"{owner.username} created the room", Message.SYSTEM, seen_by=mine)
     return room
+
+
+def membership(room_id: int, user_id: int) -> Membership | None:
+    return db.session.execute(select(Membership).filter_by(room_id=room_id, user_id=user_id)).scalar_one_or_none()
 
 
 def is_member(room_id: int, user_id: int) -> bool:
     return db.session.execute(select(Membership.id).filter_by(room_id=room_id, user_id=user_id)).first() is not None
 
 
-def enter_room(room: Room, user: User) -> None:
-    """Make the user a member; the first time, the room hears about it."""
-    if is_member(room.id, user.id):
-        return
-    db.session.add(Membership(user_id=user.id, room_id=room.id))
+def enter_room(room: Room, user: User) -> Membership:
+    """The user's membership; the first time, they join and the room hears about it."""
+    mine = membership(room.id, user.id)
+    if mine is not None:
+        return mine
+    mine = Membership(user_id=user.id, room_id=room.id)
+    db.session.add(mine)
     try:
         db.session.flush()
     except IntegrityError:  # another tab of the same user got there first
         db.session.rollback()
-        return
-    _store_and_publish(room, user, f"{user.username} joined the room", Message.SYSTEM)
+        return membership(room.id, user.id)
+    _store_and_publish(room, user, f"{user.username} joined the room", Message.SYSTEM, seen_by=mine)
+    return mine
 
 
 def clean_text(text: object) -> str:
@@ -121,7 +129,9 @@ def post_message(room: Room, user: User, text: object) -> Message:
     return _store_and_publish(room, user, body, Message.USER)
 
 
-def _store_and_publish(room: Room, author: User, body: str, kind: str) -> Message:
+def _store_and_publish(room: Room, author: User, body: str, kind: str, seen_by: Membership | None = None) -> Message:
+    """One commit: the message, the room's activity and, for a joining member
+    (``seen_by``), the read marker at their own join message."""
     # The previous message decides grouping under one name; the fragment depends on
     # nothing else, so it is rendered once for every reader.
     previous = db.session.get(Message, room.last_message_id) if room.last_message_id else None
@@ -130,6 +140,8 @@ def _store_and_publish(room: Room, author: User, body: str, kind: str) -> Messag
     db.session.flush()
     room.last_activity_at = message.created_at
     room.last_message_id = message.id
+    if seen_by is not None:
+        seen_by.last_read_message_id = message.id
     db.session.commit()
     html = render_template("live/_push_message.html", m=message, prev=previous)
     broker.get().publish(room.id, html, message_id=message.id)
@@ -144,36 +156,37 @@ class Page:
     messages: list[Message]  # oldest first
     has_older: bool
     has_newer: bool
-
-
-def _page(query, size: int, newest_first: bool) -> tuple[list[Message], bool]:
-    rows = list(db.session.execute(query.limit(size + 1)).scalars())
-    more = len(rows) > size
-    rows = rows[:size]
-    return (rows[::-1] if newest_first else rows), more
+    # The message just older than the first one shown (None at the start of the room):
+    # day separators and grouping continue across slice borders.
+    before_first: Message | None = None
 
 
 def history(room: Room, before: int | None = None, after: int | None = None) -> Page:
-    """Keyset pages by id: the newest, the ones before an id, or the ones after it."""
+    """Keyset pages by id: the newest, the ones before an id, or the ones after it.
+
+    One query reads the page plus one more row, which tells whether there is more and,
+    paging backwards, is the message just older than the page. A fixed number of
+    statements whatever the page size: the authors come in the same query (joined).
+    """
     size = current_app.config["PAGE_SIZE"]
     base = select(Message).where(Message.room_id == room.id)
     if after is not None:
-        rows, more = _page(base.where(Message.id > after).order_by(Message.id), size, False)
-        has_older = (
-            db.session.execute(base.with_only_columns(Message.id).where(Message.id <= after).limit(1)).first()
-            is not None
-        )
-        return Page(rows, has_older=has_older, has_newer=more)
+        rows = list(db.session.execute(base.where(Message.id > after).order_by(Message.id).limit(size + 1)).scalars())
+        older = db.session.execute(
+            base.where(Message.id <= after).order_by(Message.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        return Page(rows[:size], has_older=older is not None, has_newer=len(rows) > size, before_first=older)
     query = base.order_by(Message.id.desc())
     if before is not None:
         query = query.where(Message.id < before)
-    rows, more = _page(query, size, True)
+    rows = list(db.session.execute(query.limit(size + 1)).scalars())
+    older = rows[size] if len(rows) > size else None
     has_newer = (
         before is not None
         and db.session.execute(base.with_only_columns(Message.id).where(Message.id >= before).limit(1)).first()
         is not None
     )
-    return Page(rows, has_older=more, has_newer=has_newer)
+    return Page(rows[:size][::-1], has_older=older is not None, has_newer=has_newer, before_first=older)
 
 
 def messages_after(room_id: int, after_id: int, limit: int) -> tuple[list[Message], bool]:
@@ -225,7 +238,11 @@ def room_list(reader_id: int) -> list[RoomSummary]:
 
 
 def mark_read(room_id: int, user_id: int, message_id: int) -> None:
-    """The reader has seen the room up to ``message_id`` (never moves backwards)."""
+    """The reader has seen the room up to ``message_id`` (never moves backwards).
+
+    Callers write only when the marker moves (they know where it stands), so a read
+    that shows nothing new writes nothing.
+    """
     if not message_id:
         return
     db.session.execute(
@@ -236,5 +253,6 @@ def mark_read(room_id: int, user_id: int, message_id: int) -> None:
             func.coalesce(Membership.last_read_message_id, 0) < message_id,
         )
         .values(last_read_message_id=message_id)
+        .execution_options(synchronize_session=False)
     )
     db.session.commit()

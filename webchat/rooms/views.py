@@ -47,7 +47,7 @@ def _get_room(room_name: str):
 @bp.route("/room/<room_name>/", methods=["GET", "POST"])
 def room(room_name: str):
     room = _get_room(room_name)
-    service.enter_room(room, current_user)
+    membership = service.enter_room(room, current_user)
     error, draft = None, ""
     if request.method == "POST":
         draft = request.form.get("message", "")
@@ -72,7 +72,7 @@ def room(room_name: str):
         return response
     live = (before is None and after is None) or (after is not None and not page.has_newer)
     newest_id = page.messages[-1].id if page.messages else (after or 0)
-    if live:
+    if live and (membership.last_read_message_id or 0) < newest_id:
         service.mark_read(room.id, current_user.id, newest_id)
     html = render_template(
         "rooms/room.html",

@@ -1,0 +1,114 @@
+"""Pages and posts cost a fixed number of SQL statements, and reads write nothing.
+
+Each budget is checked with few and with many messages (or rooms): the counts must be
+equal, so an N+1 (a statement per message or per room) fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from webchat.extensions import db
+from webchat.models import Membership, Message, User
+
+from .conftest import create_room, csrf_token, signup
+from .test_history import add_messages
+
+# What a room page needs: the user, the room, the membership, the page of messages
+# (with their authors, and one row more), and the marker's update when it moves.
+ROOM_PAGE = 4
+ROOM_PAGE_READ_MARKER = 1  # the UPDATE when the reader has something new
+OLDER_FRAGMENT = 5  # + "is there anything newer than this slice"
+NEWER_PAGE = 5  # + "the message just before this slice"
+ROOM_LIST = 2  # the user, one query for every room with its counts and last message
+POST = 6  # user, room, membership, previous message, INSERT, UPDATE room
+JOIN = 9  # a first visit: + INSERT membership, the system message and its room update
+
+
+@pytest.fixture
+def alice(client):
+    signup(client, "alice")
+    create_room(client, "general")
+    return client
+
+
+def statement_count(queries, budget, call, **kw) -> int:
+    _, tally = queries.measure(budget, call, **kw)
+    return len(tally.statements)
+
+
+def test_room_page_costs_the_same_for_5_and_50_messages_and_writes_only_a_moving_marker(app, alice, queries):
+    add_messages(app, 5)
+    first = statement_count(queries, ROOM_PAGE + ROOM_PAGE_READ_MARKER, lambda: alice.get("/room/general/"))
+    # The same page again: nothing new, so no write and no commit.
+    again = statement_count(queries, ROOM_PAGE, lambda: alice.get("/room/general/"), writes=False)
+    add_messages(app, 60)
+    many = statement_count(queries, ROOM_PAGE + ROOM_PAGE_READ_MARKER, lambda: alice.get("/room/general/"))
+    assert first == many == again + ROOM_PAGE_READ_MARKER
+    response, _ = queries.measure(ROOM_PAGE, lambda: alice.get("/room/general/"), writes=False)
+    assert response.get_data(as_text=True).count('<article id="m-') == 50
+
+
+def test_a_page_renders_without_reloading_rows_after_the_marker_commit(app, alice, queries):
+    add_messages(app, 50)
+    _, tally = queries.measure(ROOM_PAGE + ROOM_PAGE_READ_MARKER, lambda: alice.get("/room/general/"))
+    assert tally.commits == 1
+    # Nothing after the commit: no row was expired by it and read again.
+    assert tally.statements[-1].lstrip().upper().startswith("UPDATE")
+
+
+def test_older_and_newer_slices_cost_the_same_for_any_size(app, alice, queries):
+    ids = add_messages(app, 120)
+    hx = {"HX-Request": "true"}
+    counts = set()
+    for before in (ids[10], ids[60], ids[-1]):
+        response, _ = queries.measure(
+            OLDER_FRAGMENT, lambda b=before: alice.get(f"/room/general/?before={b}", headers=hx), writes=False
+        )
+        assert response.status_code == 200 and '<article id="m-' in response.get_data(as_text=True)
+        counts.add(len(queries.tallies[-1].statements))
+    for after in (ids[0], ids[50]):
+        response, _ = queries.measure(NEWER_PAGE, lambda a=after: alice.get(f"/room/general/?after={a}"), writes=False)
+        assert response.status_code == 200
+        counts.add(len(queries.tallies[-1].statements))
+    assert len(counts) <= 2  # a slice reads the same whatever its position
+
+
+def test_room_list_costs_the_same_for_1_and_50_rooms(app, alice, client, queries):
+    add_messages(app, 3)
+    one = statement_count(queries, ROOM_LIST, lambda: alice.get("/"), writes=False)
+    with app.app_context():
+        owner = db.session.execute(select(User)).scalar_one()
+        from webchat.rooms import service
+
+        for i in range(49):
+            room = service.create_room(f"room {i}", owner)
+            service.post_message(room, owner, f"hello {i}")
+        db.session.commit()
+    response, tally = queries.measure(ROOM_LIST, lambda: alice.get("/"), writes=False)
+    assert response.get_data(as_text=True).count('class="room-item"') == 50
+    assert len(tally.statements) == one
+
+
+def test_posting_without_javascript_stays_in_budget_with_one_commit(app, alice, queries):
+    add_messages(app, 50)
+    token = csrf_token(alice.get("/room/general/").get_data(as_text=True))
+    response, tally = queries.measure(
+        POST, lambda: alice.post("/room/general/", data={"message": "hi", "csrf_token": token}), writes=True
+    )
+    assert response.status_code == 303
+    assert tally.commits == 1
+    with app.app_context():
+        assert db.session.execute(select(Message.body).order_by(Message.id.desc())).scalars().first() == "hi"
+
+
+def test_joining_a_room_is_a_write_but_stays_bounded(app, alice, client, queries):
+    bob = app.test_client()
+    signup(bob, "bob")
+    response, tally = queries.measure(JOIN, lambda: bob.get("/room/general/"), writes=True)
+    assert response.status_code == 200 and "bob joined the room" in response.get_data(as_text=True)
+    assert tally.commits == 1
+    with app.app_context():
+        members = db.session.execute(select(Membership.user_id)).scalars().all()
+    assert len(members) == 2
