@@ -105,7 +105,7 @@ def test_51_messages_need_a_second_page(app, alice):
     assert second.status_code == 200
     page = text(second)
     assert shown(page) == [ids[0]]
-    assert "alice created the room" in page
+    assert "<bdi>alice</bdi> created the room" in page
     assert "This is the start of" in page
     assert link(page, "older") is None
     assert not is_live(page)  # history is read, not live

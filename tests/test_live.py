@@ -84,7 +84,7 @@ def test_system_message_is_pushed_when_someone_joins(pair, server):
     room, _alice, _bob, a, _b = pair
     carol_name = uniq("carol")
     Browser(server).signup(carol_name).enter(room)
-    frame = a.wait_for(f"{carol_name} joined the room")
+    frame = a.wait_for(f"<bdi>{carol_name}</bdi> joined the room")
     assert 'class="msg msg-system"' in frame
 
 

@@ -107,7 +107,7 @@ def test_joining_a_room_is_a_write_but_stays_bounded(app, alice, client, queries
     bob = app.test_client()
     signup(bob, "bob")
     response, tally = queries.measure(JOIN, lambda: bob.get("/room/general/"), writes=True)
-    assert response.status_code == 200 and "bob joined the room" in response.get_data(as_text=True)
+    assert response.status_code == 200 and "<bdi>bob</bdi> joined the room" in response.get_data(as_text=True)
     assert tally.commits == 1
     with app.app_context():
         members = db.session.execute(select(Membership.user_id)).scalars().all()

@@ -26,6 +26,8 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # IANA zone name for showing times (history pages); None means UTC.
     time_zone: Mapped[str | None] = mapped_column(String(64))
+    # "en" or "zh_Hans"; None follows the browser's Accept-Language.
+    language: Mapped[str | None] = mapped_column(String(16))
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -52,12 +54,17 @@ class Room(db.Model):
 class Message(db.Model):
     USER = "user"
     SYSTEM = "system"
+    CREATED = "created"
+    JOINED = "joined"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("room.id", ondelete="CASCADE"))
     author_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(10), default=USER)
+    # What a system message says happened ("created", "joined"...), by its author:
+    # rendered in each reader's language, never stored as a sentence.
+    event: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     author: Mapped[User] = relationship(lazy="joined")

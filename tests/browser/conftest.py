@@ -165,8 +165,9 @@ def seed_room(database_url: str, room_name: str, owner: str, created_at: datetim
         message = Message(
             room_id=room.id,
             author_id=creator.id,
-            body=f"{owner} created the room",
+            body="",
             kind=Message.SYSTEM,
+            event=Message.CREATED,
             created_at=created_at,
         )
         db.session.add(message)
@@ -189,8 +190,8 @@ def seed_messages(database_url: str, room_name: str, lines: list[tuple[str, str,
         room = db.session.query(Room).filter_by(name=room_name).one()
         users = {}
 
-        def add(author: User, body: str, kind: str, at: datetime) -> Message:
-            message = Message(room_id=room.id, author_id=author.id, body=body, kind=kind, created_at=at)
+        def add(author: User, body: str, kind: str, at: datetime, event: str | None = None) -> Message:
+            message = Message(room_id=room.id, author_id=author.id, body=body, kind=kind, event=event, created_at=at)
             db.session.add(message)
             db.session.flush()
             room.last_message_id, room.last_activity_at = message.id, at
@@ -201,7 +202,7 @@ def seed_messages(database_url: str, room_name: str, lines: list[tuple[str, str,
                 user = users[username] = db.session.query(User).filter_by(username=username).one()
                 if not db.session.query(Membership).filter_by(user_id=user.id, room_id=room.id).first():
                     db.session.add(Membership(user_id=user.id, room_id=room.id, joined_at=at))
-                    add(user, f"{username} joined the room", Message.SYSTEM, at)
+                    add(user, "", Message.SYSTEM, at, Message.JOINED)
             ids.append(add(users[username], text, Message.USER, at).id)
         db.session.commit()
         db.session.remove()

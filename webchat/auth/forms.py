@@ -12,6 +12,7 @@ from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length, ValidationError
 
 from ..extensions import db
+from ..i18n import LANGUAGES
 from ..models import User
 
 USERNAME_RE = re.compile(r"[\w.-]{3,32}")
@@ -78,6 +79,11 @@ def zone_choices() -> list[tuple[str, str]]:
 
 
 class SettingsForm(FlaskForm):
+    language = SelectField(
+        "Language",
+        description="Without a choice, pages follow your browser's language.",
+        invalid_choice_message="Pick a language from the list.",
+    )
     time_zone = SelectField(
         "Time zone",
         description="Times in room history are shown in this zone.",
@@ -87,3 +93,4 @@ class SettingsForm(FlaskForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.time_zone.choices = zone_choices()
+        self.language.choices = [("", "Same as the browser")] + list(LANGUAGES.items())

@@ -92,9 +92,10 @@ def logout():
 
 @bp.route("/settings/", methods=["GET", "POST"])
 def settings():
-    form = SettingsForm(time_zone=current_user.time_zone or "UTC")
+    form = SettingsForm(time_zone=current_user.time_zone or "UTC", language=current_user.language or "")
     if form.validate_on_submit():
         current_user.time_zone = None if form.time_zone.data == "UTC" else form.time_zone.data
+        current_user.language = form.language.data or None
         db.session.commit()
         flash("Your settings are saved.", "success")
         return redirect(url_for("auth.settings"), code=303)

@@ -76,7 +76,7 @@ def create_room(name: str, owner: User) -> Room:
         raise InvalidInput("A room with that name exists already.", "name") from None
     mine = Membership(user_id=owner.id, room_id=room.id)
     db.session.add(mine)
-    _store_and_publish(room, owner, f"{owner.username} created the room", Message.SYSTEM, seen_by=mine)
+    _store_and_publish(room, owner, "", Message.SYSTEM, Message.CREATED, seen_by=mine)
     return room
 
 
@@ -100,7 +100,7 @@ def enter_room(room: Room, user: User) -> Membership:
     except IntegrityError:  # another tab of the same user got there first
         db.session.rollback()
         return membership(room.id, user.id)
-    _store_and_publish(room, user, f"{user.username} joined the room", Message.SYSTEM, seen_by=mine)
+    _store_and_publish(room, user, "", Message.SYSTEM, Message.JOINED, seen_by=mine)
     return mine
 
 
@@ -129,13 +129,20 @@ def post_message(room: Room, user: User, text: object) -> Message:
     return _store_and_publish(room, user, body, Message.USER)
 
 
-def _store_and_publish(room: Room, author: User, body: str, kind: str, seen_by: Membership | None = None) -> Message:
+def _store_and_publish(
+    room: Room,
+    author: User,
+    body: str,
+    kind: str,
+    event: str | None = None,
+    seen_by: Membership | None = None,
+) -> Message:
     """One commit: the message, the room's activity and, for a joining member
     (``seen_by``), the read marker at their own join message."""
     # The previous message decides grouping under one name; the fragment depends on
     # nothing else, so it is rendered once for every reader.
     previous = db.session.get(Message, room.last_message_id) if room.last_message_id else None
-    message = Message(room_id=room.id, author_id=author.id, body=body, kind=kind, created_at=utcnow())
+    message = Message(room_id=room.id, author_id=author.id, body=body, kind=kind, event=event, created_at=utcnow())
     db.session.add(message)
     db.session.flush()
     room.last_activity_at = message.created_at

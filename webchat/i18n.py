@@ -1,0 +1,73 @@
+"""Languages: English and 简体中文, chosen per reader.
+
+The signed-in user's setting wins; otherwise the browser's Accept-Language (any
+``zh`` variant reads 简体中文); otherwise English. A *view* is what a reader sees
+beyond the data itself — (language, time zone) — and pushed fragments are rendered
+once per view (``webchat/live/views`` of a room), never once per reader.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import NamedTuple
+
+from flask import Flask, has_request_context, request
+from flask_babel import Babel, force_locale, get_locale
+from flask_login import current_user
+
+from config import BASE_DIR
+
+DEFAULT = "en"
+# Codes as Babel spells them (the catalogue folders' names), with their own names.
+LANGUAGES = {"en": "English", "zh_Hans": "简体中文"}
+HTML_LANG = {"en": "en", "zh_Hans": "zh-Hans"}
+
+babel = Babel()
+
+
+class View(NamedTuple):
+    language: str
+    time_zone: str
+
+
+def language_from_header() -> str:
+    """Accept-Language, primary tags only: zh, zh-CN, zh-TW, zh-Hans... all read zh_Hans."""
+    if not has_request_context():
+        return DEFAULT
+    for value, _quality in request.accept_languages:  # already sorted by quality
+        primary = value.split("-")[0].split("_")[0].lower()
+        if primary == "zh":
+            return "zh_Hans"
+        if primary == "en":
+            return "en"
+    return DEFAULT
+
+
+def reader_language() -> str:
+    setting = getattr(current_user, "language", None) if current_user else None
+    return setting if setting in LANGUAGES else language_from_header()
+
+
+def current_language() -> str:
+    locale = get_locale()
+    return "zh_Hans" if locale is not None and locale.language == "zh" else DEFAULT
+
+
+def html_lang() -> str:
+    return HTML_LANG[current_language()]
+
+
+@contextmanager
+def language(code: str):
+    """Render in ``code`` for a while (a pushed fragment for one view)."""
+    with force_locale(code if code in LANGUAGES else DEFAULT):
+        yield
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(
+        app,
+        locale_selector=reader_language,
+        default_translation_directories=str(BASE_DIR / "webchat" / "translations"),
+    )
+    app.jinja_env.globals.update(html_lang=html_lang, LANGUAGES=LANGUAGES)
