@@ -14,6 +14,7 @@ all traffic is to 127.0.0.1.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import http.client
 import os
@@ -459,6 +460,28 @@ class CpuMeter:
             other_client=max(0.0, (busy_c - self.busy_c0) / wall - client) if self.client_cores else None,
             client_core=(busy_c - self.busy_c0) / wall / len(self.client_cores) if self.client_cores else None,
         )
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    """The options every bench shares: the database, the profile, the pinning."""
+    p.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=None,
+        help="a PostgreSQL server's admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres: the bench\n"
+        "creates a fresh database there and drops it afterwards (default: SQLite in a temporary directory)",
+    )
+    p.add_argument("--app-env", default="production", choices=["production", "testing"], help="APP_ENV (production)")
+    p.add_argument("--server-cpus", default="0", help="taskset CPU list for gunicorn (0); '' to not pin")
+    p.add_argument("--client-cpus", default="1", help="CPU list for the load generator (1); '' to not pin")
+
+
+def check_server_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.database_url and not is_postgres(args.database_url):
+        p.error("--database-url must be a PostgreSQL URL (postgresql://...)")
 
 
 # --- numbers and text -------------------------------------------------------------------

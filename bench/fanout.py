@@ -46,18 +46,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run as `python bench/fanout.py`: import the bench package from the repository root, and take
-# bench/ off sys.path, where bench/http.py would shadow the standard library's http.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path.insert(0, str(_BENCH.parent))
+import _syspath  # noqa: F401 - first: puts the repository root on sys.path, takes bench/ off
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     CpuMeter,
     Server,
     User,
+    add_server_options,
+    check_server_options,
     fmt,
-    is_postgres,
     log,
     pct,
     percentile,
@@ -65,8 +62,8 @@ from bench.common import (  # noqa: E402
     raise_fd_limit,
     summarise,
 )
-from bench.diagnostics import Profiler, TracedServer, gc_summary, trace_report  # noqa: E402
-from bench.wsclient import WS, Loop, Phase, loadgen_check, open_sockets  # noqa: E402
+from bench.diagnostics import Profiler, TracedServer, gc_summary, trace_report
+from bench.wsclient import WS, Loop, Phase, loadgen_check, open_sockets
 
 P99_LIMIT_MS = 250.0
 TARGET = {"readers": 500, "rate": 50, "p99_ms": 100.0, "kb_per_socket": 48.0}
@@ -511,16 +508,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--many-rooms-rate", type=float, default=50.0, help="total send rate of the many-rooms run (50)")
     p.add_argument("--workers", type=int, default=1, help="gunicorn workers, WEB_CONCURRENCY (1)")
     p.add_argument("--redis", metavar="URL", default=None, help="REDIS_URL for the server (needed with --workers > 1)")
-    p.add_argument(
-        "--database-url",
-        metavar="URL",
-        default=None,
-        help="a PostgreSQL server's admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres: the bench\n"
-        "creates a fresh database there and drops it afterwards (default: SQLite in a temporary directory)",
-    )
-    p.add_argument("--app-env", default="production", choices=["production", "testing"], help="APP_ENV (production)")
-    p.add_argument("--server-cpus", default="0", help="taskset CPU list for gunicorn (0); '' to not pin")
-    p.add_argument("--client-cpus", default="1", help="CPU list for this load generator (1); '' to not pin")
+    add_server_options(p)
     p.add_argument(
         "--profile",
         action="store_true",
@@ -557,8 +545,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.readers, args.ramp_rates = [], []
     if args.workers > 1 and not args.redis:
         p.error("--workers > 1 needs --redis URL (the in-process broker only reaches one worker)")
-    if args.database_url and not is_postgres(args.database_url):
-        p.error("--database-url must be a PostgreSQL URL (postgresql://...)")
+    check_server_options(p, args)
     if args.ramp_readers is None:
         args.ramp_readers = max(args.readers) if args.readers else 100
     return args
