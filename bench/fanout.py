@@ -530,7 +530,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--trace-memory",
         action="store_true",
         help="tracemalloc in the worker (via a wrapper of gunicorn.conf.py): where idle-socket memory goes;\n"
-        "slows the server, so only the memory figure is taken unless --readers/--ramp-rates are given",
+        "slows the server, so only the memory figure is taken unless --readers/--ramp-rates/--many-rooms are given",
     )
     p.add_argument("--max-seconds", type=float, default=900.0, help="stop starting new runs after this (900)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (database, server log)")
@@ -541,8 +541,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loadgen-check-batch", type=int, default=1, help="frames per write of the fake server (1)")
     args = p.parse_args(argv)
     given = set(argv if argv is not None else sys.argv[1:])
-    if args.trace_memory and not any(a.startswith(("--readers", "--ramp-rates")) for a in given):
-        args.readers, args.ramp_rates = [], []
+    if args.trace_memory and not any(a.startswith(("--readers", "--ramp-rates", "--many-rooms")) for a in given):
+        args.readers, args.ramp_rates, args.many_rooms = [], [], None
     if args.workers > 1 and not args.redis:
         p.error("--workers > 1 needs --redis URL (the in-process broker only reaches one worker)")
     check_server_options(p, args)
