@@ -130,11 +130,11 @@ def listen(broker: Broker, restart=None) -> Inbox:
 
 def test_publish_reaches_the_listener_intact(broker):
     inbox = listen(broker)
-    html = '<div hx-swap-oob="afterbegin:#log-live"><p>你好 "quoted" &amp; \u2028 emoji 🎉</p></div>'
-    broker.publish(7, html, message_id=42)
-    broker.publish(8, '<ul id="presence"></ul>')
-    assert inbox.get() == (7, 42, html)
-    assert inbox.get() == (8, None, '<ul id="presence"></ul>')
+    event = {"kind": "message", "m": [42, 1, "名字", '你好 "quoted" &amp; \u2028 emoji 🎉', "user", None, "2024"]}
+    broker.publish(7, event, message_id=42)
+    broker.publish(8, {"kind": "presence", "people": []})
+    assert inbox.get() == (7, 42, event)
+    assert inbox.get() == (8, None, {"kind": "presence", "people": []})
 
 
 def test_allow_counts_and_blocks_over_the_limit(broker):
@@ -211,8 +211,8 @@ def test_redis_broker_fails_soft_when_redis_is_down(broker_log):
             b.typing_touch(1, ALICE, 5)
             assert b.typing(1) == []
             b.presence_drop(1, "c1")
-        b.publish(1, "<p>stored already</p>", message_id=5)
-        assert inbox.get(1) == (1, 5, "<p>stored already</p>"), "local sockets still get it"
+        b.publish(1, {"kind": "note", "text": "stored already"}, message_id=5)
+        assert inbox.get(1) == (1, 5, {"kind": "note", "text": "stored already"}), "local sockets still get it"
         assert _records(broker_log, "Redis commands failing") == 1, "logged once, not per call"
     finally:
         b.close()
@@ -240,15 +240,15 @@ def test_redis_broker_resubscribes_after_a_redis_restart(own_redis, broker_log):
     try:
         assert len(restarts) == 1, "the first subscription also restarts (sockets may have joined before it)"
         own_redis.stop()
-        b.publish(3, "<p>while down</p>", message_id=9)
-        assert inbox.get(1) == (3, 9, "<p>while down</p>")
+        b.publish(3, {"kind": "note", "text": "while down"}, message_id=9)
+        assert inbox.get(1) == (3, 9, {"kind": "note", "text": "while down"})
         own_redis.start()
         deadline = time.monotonic() + 10
         while len(restarts) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(restarts) == 2, "no resubscription after Redis came back"
-        b.publish(3, "<p>after</p>", message_id=10)
-        assert inbox.get() == (3, 10, "<p>after</p>"), "published through Redis again"
+        b.publish(3, {"kind": "note", "text": "after"}, message_id=10)
+        assert inbox.get() == (3, 10, {"kind": "note", "text": "after"}), "published through Redis again"
         # Redis restarted (new run_id): every subscriber restarted already, no announcement.
         assert inbox.empty_after(1.5) and rooms_missed == []
         assert _records(broker_log, "Redis subscription lost") == 1
@@ -269,8 +269,8 @@ def test_a_publish_lost_while_redis_stayed_up_makes_the_room_catch_up(own_redis)
     try:
         admin = own_redis.client()
         admin.execute_command("CLIENT", "PAUSE", "1000", "WRITE")  # PUBLISH now blocks: a timeout
-        sender.publish(4, "<p>lost</p>", message_id=11)
-        assert sender_inbox.get(1) == (4, 11, "<p>lost</p>")
+        sender.publish(4, {"kind": "note", "text": "lost"}, message_id=11)
+        assert sender_inbox.get(1) == (4, 11, {"kind": "note", "text": "lost"})
         assert missed.wait(5), "the other process was not told"
         assert rooms == [[4]]
         admin.close()

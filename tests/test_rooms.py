@@ -271,8 +271,8 @@ def test_room_page_shows_author_time_and_body(app, alice):
     assert re.search(r'class="msg msg-system[ "]', created)
     assert "<bdi>alice</bdi> created the room" in created
     assert re.search(r'class="msg msg-user[ "]', said)
-    assert re.search(r'class="msg-author[^"]*">alice<', said)
-    assert re.search(r'class="msg-body">first words\b', said)
+    assert re.search(r'class="msg-author[^"]*"><bdi>alice</bdi><', said)
+    assert re.search(r'class="msg-body"><bdi class="msg-text">first words\b', said)
     with app.app_context():
         message = db.session.execute(select(Message).filter_by(body="first words")).scalar_one()
         stamp = message.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -314,7 +314,7 @@ def test_posting_a_message_stores_it_and_redirects_back(app, alice):
     assert response.headers["Location"] == room_url("聊天室")
     assert stored(app, "聊天室")[-1] == ("user", "alice", "你好，世界")
     [said] = [a for a in articles(text(alice.get(response.headers["Location"]))).values() if "msg-user" in a]
-    assert re.search(r'class="msg-body">你好，世界\s*<', said)
+    assert re.search(r'class="msg-body"><bdi class="msg-text">你好，世界\s*<', said)
 
 
 def test_posting_keeps_line_breaks_and_the_exact_limit(app, alice):

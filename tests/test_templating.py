@@ -1,25 +1,14 @@
-"""The reading-comfort helpers: links, times, day separators, grouping, the live page's style."""
+"""The reading-comfort helpers: links, day separators, grouping (times: test_timefmt.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from markupsafe import Markup
 
-from webchat.templating import (
-    clock,
-    continues,
-    day_label,
-    full_time,
-    history_rows,
-    iso_minute,
-    linkify,
-    live_page_style,
-    utc_prefixes,
-    when,
-)
+from webchat.templating import continues, history_rows, linkify, pushed_row
 
 
 def msg(author: int, at: datetime, kind: str = "user"):
@@ -62,30 +51,6 @@ def test_linkify_escapes_everything_and_links_only_http(text, html):
     assert str(out) == html
 
 
-def test_times_in_a_zone_and_in_utc():
-    at = datetime(2024, 3, 9, 23, 30)  # naive UTC, as stored
-    assert clock(at) == "23:30"
-    assert clock(at, "Asia/Shanghai") == "07:30"
-    assert full_time(at) == "Sat 9 Mar 2024, 23:30 UTC"
-    assert full_time(at, "Asia/Shanghai") == "Sun 10 Mar 2024, 07:30 Asia/Shanghai"
-    assert clock(at, "Not/AZone") == "23:30"  # an unknown zone falls back to UTC
-    assert iso_minute(at) == "2024-03-09T23:30"
-
-
-def test_day_labels_and_short_times():
-    today = date(2024, 5, 8)  # a Wednesday
-    assert day_label(today, today) == "Today"
-    assert day_label(date(2024, 5, 7), today) == "Yesterday"
-    assert day_label(date(2024, 5, 4), today) == "Saturday"
-    assert day_label(date(2024, 4, 1), today) == "Monday, 1 April"
-    assert day_label(date(2023, 12, 31), today) == "Sunday, 31 December 2023"
-    now = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
-    assert when(datetime(2024, 5, 8, 9, 5), now=now) == "09:05"
-    assert when(datetime(2024, 5, 7, 9, 5), now=now) == "Yesterday"
-    assert when(datetime(2024, 2, 7, 9, 5), now=now) == "7 Feb"
-    assert when(datetime(2023, 2, 7, 9, 5), now=now) == "7 Feb 2023"
-
-
 def test_grouping_needs_one_author_a_few_minutes_apart():
     t = datetime(2024, 5, 8, 12, 0)
     assert continues(msg(1, t + timedelta(minutes=4)), msg(1, t))
@@ -116,31 +81,10 @@ def test_history_rows_put_one_separator_per_day_in_the_readers_zone():
     assert rows[0].day.day == date(2024, 5, 6)
 
 
-def covered(prefixes: list[str], key: str) -> bool:
-    return any(key.startswith(p) for p in prefixes)
-
-
-@pytest.mark.parametrize("zone_hours", [0, 8, -5, 5.5, 5.75, -9.5])
-def test_utc_prefixes_cover_exactly_one_local_day(zone_hours):
-    offset = timedelta(hours=zone_hours)
-    start = datetime(2024, 5, 8, tzinfo=timezone(offset))
-    prefixes = utc_prefixes(start, start + timedelta(days=1))
-    assert len(prefixes) <= 30
-    first = start.astimezone(UTC).replace(tzinfo=None)
-    for minutes in range(-3, 24 * 60 + 3):
-        key = iso_minute(first + timedelta(minutes=minutes))
-        assert covered(prefixes, key) == (0 <= minutes < 24 * 60), (key, prefixes)
-
-
-def test_live_page_style_marks_utc_times_and_the_next_day():
-    now = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
-    quiet = [msg(1, datetime(2024, 5, 6, 9, 0))]
-    css = str(live_page_style(quiet[-1].created_at, "UTC", now))
-    assert "t-utc" not in css
-    assert '.log-live > .msg:not([data-at^="2024-05-06"]):not(:has(~ .msg:not([data-at^="2024-05-06"])))' in css
-    assert 'content: "Today"' in css
-    busy = [msg(1, datetime(2024, 5, 8, 9, 0))]
-    css = str(live_page_style(busy[-1].created_at, "Europe/Zurich", now))
-    assert '.t-utc::after { content: " UTC"; }' in css
-    assert 'content: "Thursday, 9 May"' in css  # the tab stays open past midnight
-    assert 'content: "Today"' in str(live_page_style(None, "UTC", now))
+def test_a_pushed_message_gets_a_heading_when_it_starts_a_day_in_the_views_zone():
+    prev = msg(1, datetime(2024, 5, 7, 23, 50))
+    late = msg(1, datetime(2024, 5, 8, 0, 5))  # a new day in UTC, still 7 May in New York
+    row = pushed_row(late, prev, "UTC")
+    assert row.day is not None and row.day.day == date(2024, 5, 8) and row.prev is None
+    row = pushed_row(late, prev, "America/New_York")
+    assert row.day is None and row.prev is prev  # same day there: grouped, no heading

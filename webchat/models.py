@@ -76,6 +76,10 @@ class Message(db.Model):
     def is_system(self) -> bool:
         return self.kind == self.SYSTEM
 
+    @property
+    def author_name(self) -> str:
+        return self.author.username
+
 
 class Membership(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,6 +6,7 @@ from .broker import create_broker
 from .connection import NoReaderThread
 from .hub import Hub
 from .presence import Presence
+from .push import Renderer
 from .views import bp
 
 
@@ -13,7 +14,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.config["SOCK_SERVER_OPTIONS"] = {**app.config["SOCK_SERVER_OPTIONS"], "thread_class": NoReaderThread}
     broker = create_broker(app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"])
-    hub = Hub()
+    hub = Hub(Renderer(app))
     broker.listen(hub.deliver, hub.restart)
     app.extensions["webchat.broker"] = broker
     app.extensions["webchat.hub"] = hub

@@ -1,7 +1,8 @@
 """One broker interface, two implementations (in-process here, Redis in redis_broker).
 
-The broker carries rendered fragments between processes and holds the state that must
-be shared by every worker: presence, typing and the rate limiter. Each process has one
+The broker carries events (webchat/live/events.py: plain JSON-able data, rendered per
+view where they are delivered) between processes and holds the state that must be
+shared by every worker: presence, typing and the rate limiter. Each process has one
 broker, and the broker hands what it receives to one listener: the process's hub.
 """
 
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-# listener(room_id, message_id or None, html)
-Listener = Callable[[int, "int | None", str], None]
+# listener(room_id, message_id or None, event)
+Listener = Callable[[int, "int | None", dict], None]
 # restart(room ids, or None for all): fragments may have been lost, so those sockets
 # must reconnect and catch up from the database.
 Restart = Callable[["list[int] | None"], None]
@@ -39,13 +40,13 @@ class Broker(ABC):
         self._listener = listener
         self._restart = restart
 
-    def _deliver(self, room_id: int, message_id: int | None, html: str) -> None:
+    def _deliver(self, room_id: int, message_id: int | None, event: dict) -> None:
         if self._listener is not None:
-            self._listener(room_id, message_id, html)
+            self._listener(room_id, message_id, event)
 
     @abstractmethod
-    def publish(self, room_id: int, html: str, message_id: int | None = None) -> None:
-        """Send a fragment to every socket of the room, in every process."""
+    def publish(self, room_id: int, event: dict, message_id: int | None = None) -> None:
+        """Send an event to every socket of the room, in every process."""
 
     @abstractmethod
     def allow(self, key: str, limit: int, window: float) -> bool:
@@ -91,8 +92,8 @@ class MemoryBroker(Broker):
         self._presence: dict[int, dict[str, tuple[Person, float]]] = {}
         self._typing: dict[int, dict[int, tuple[Person, float]]] = {}
 
-    def publish(self, room_id: int, html: str, message_id: int | None = None) -> None:
-        self._deliver(room_id, message_id, html)
+    def publish(self, room_id: int, event: dict, message_id: int | None = None) -> None:
+        self._deliver(room_id, message_id, event)
 
     def allow(self, key: str, limit: int, window: float) -> bool:
         now = time.monotonic()

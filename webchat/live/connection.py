@@ -23,6 +23,7 @@ from collections.abc import Callable
 import gevent
 from simple_websocket import Server
 
+from ..i18n import View
 from .frames import encode_text_frame
 
 WRITE_TIMEOUT = 10.0
@@ -46,8 +47,9 @@ class NoReaderThread:
 
 
 class Connection:
-    def __init__(self, ws: Server, queue_limit: int) -> None:
+    def __init__(self, ws: Server, queue_limit: int, view: View) -> None:
         self.ws = ws
+        self.view = view  # sockets of one view share every pushed frame (hub.py)
         self.id = uuid.uuid4().hex
         self.queue_limit = queue_limit
         self.pending: deque[tuple[bytes, int | None]] = deque()

@@ -1,45 +1,71 @@
-"""This process's room registry: which local sockets are in which room.
+"""This process's room registry: which local sockets are in which room, by view.
 
-The broker hands every published fragment to ``Hub.deliver`` once; the hub encodes it
-once and puts the same bytes on each local connection's queue. Nothing here blocks.
+The broker hands every published event to ``Hub.deliver`` once; the hub renders it
+once per view present in the room (language, time zone), encodes each rendering
+once, and puts the same bytes on the queue of every local socket of that view.
+Nothing here blocks.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .frames import encode_text_frame
 
 if TYPE_CHECKING:
+    from ..i18n import View
     from .connection import Connection
+
+log = logging.getLogger(__name__)
+
+Render = Callable[[dict, "View"], str]
 
 
 class Hub:
-    def __init__(self) -> None:
-        self.rooms: dict[int, set[Connection]] = {}
+    def __init__(self, render: Render) -> None:
+        self.render = render
+        self.rooms: dict[int, dict[View, set[Connection]]] = {}
 
     def add(self, room_id: int, conn: Connection) -> None:
-        self.rooms.setdefault(room_id, set()).add(conn)
+        self.rooms.setdefault(room_id, {}).setdefault(conn.view, set()).add(conn)
 
     def remove(self, room_id: int, conn: Connection) -> None:
-        conns = self.rooms.get(room_id)
+        views = self.rooms.get(room_id)
+        if views is None:
+            return
+        conns = views.get(conn.view)
         if conns is not None:
             conns.discard(conn)
             if not conns:
-                del self.rooms[room_id]
+                del views[conn.view]
+        if not views:
+            del self.rooms[room_id]
 
-    def deliver(self, room_id: int, message_id: int | None, html: str) -> None:
-        conns = self.rooms.get(room_id)
-        if not conns:
+    def deliver(self, room_id: int, message_id: int | None, event: dict) -> None:
+        views = self.rooms.get(room_id)
+        if not views:
             return
-        frame = encode_text_frame(html)
-        for conn in tuple(conns):
-            conn.push(frame, message_id)
+        for view, conns in tuple(views.items()):
+            try:
+                frame = encode_text_frame(self.render(event, view))
+            except Exception:  # noqa: BLE001 - one bad rendering must not stop the others
+                log.exception("rendering a %s push failed", event.get("kind"))
+                for conn in tuple(conns):  # they missed it: reconnect and catch up
+                    conn.request_close(1011, "Server error: reconnecting")
+                continue
+            for conn in tuple(conns):
+                conn.push(frame, message_id)
+
+    def connections(self, room_ids: list[int] | None = None):
+        rooms = self.rooms if room_ids is None else {r: self.rooms.get(r, {}) for r in room_ids}
+        for views in tuple(rooms.values()):
+            for conns in tuple(views.values()):
+                yield from tuple(conns)
 
     def restart(self, room_ids: list[int] | None = None) -> None:
         """Ask local sockets (of some rooms, or all) to reconnect and so catch up from
         the database: 1012 is a close code the htmx ws extension retries."""
-        rooms = self.rooms if room_ids is None else {r: self.rooms.get(r, ()) for r in room_ids}
-        for conns in tuple(rooms.values()):
-            for conn in tuple(conns):
-                conn.request_close(1012, "Service restart: reconnecting")
+        for conn in self.connections(room_ids):
+            conn.request_close(1012, "Service restart: reconnecting")

@@ -1,7 +1,9 @@
-"""Who is here and who is typing: rendered from the broker's shared state.
+"""Who is here and who is typing: published as events from the broker's shared state.
 
 Presence changes are coalesced: a burst of joins (a room reconnecting after a restart)
-publishes one fragment per room per PUBLISH_DELAY, not one per socket.
+publishes one event per room per PUBLISH_DELAY, not one per socket. Heartbeats carry
+the presence list too; they read the broker at most once per room per second and
+render once per (language, people) in this process.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import time
 import gevent
 from flask import Flask, render_template
 
-from .broker import Broker
+from .. import fragments
+from . import events
+from .broker import Broker, Person
+from .frames import encode_text_frame
 
 PUBLISH_DELAY = 0.5
 CACHE_SECONDS = 1.0
@@ -22,19 +27,29 @@ class Presence:
         self.app = app
         self.broker = broker
         self._scheduled: set[int] = set()
-        self._cache: dict[int, tuple[float, str]] = {}
+        self._people: dict[int, tuple[float, tuple[Person, ...]]] = {}
 
-    def _render(self, room_id: int) -> str:
-        html = render_template("live/_presence.html", people=self.broker.present(room_id))
-        self._cache[room_id] = (time.monotonic() + CACHE_SECONDS, html)
-        return html
-
-    def presence_html(self, room_id: int) -> str:
-        """For heartbeats: at most one broker read per room per second in this process."""
-        cached = self._cache.get(room_id)
-        if cached and cached[0] > time.monotonic():
+    def people(self, room_id: int, fresh: bool = False) -> tuple[Person, ...]:
+        cached = self._people.get(room_id)
+        if not fresh and cached and cached[0] > time.monotonic():
             return cached[1]
-        return self._render(room_id)
+        people = tuple(self.broker.present(room_id))
+        self._people[room_id] = (time.monotonic() + CACHE_SECONDS, people)
+        return people
+
+    def heartbeat(self, room_id: int, language: str) -> tuple[str, bytes]:
+        """The status and presence a heartbeat carries, in the socket's language (the
+        current request's), as HTML and as a frame: made once per (language, people),
+        not per socket."""
+
+        def render() -> tuple[str, bytes]:
+            html = render_template("live/_status.html", state="live") + render_template(
+                "live/_presence.html", people=people
+            )
+            return html, encode_text_frame(html)
+
+        people = self.people(room_id)
+        return fragments.cached(("heartbeat", language, people), render)
 
     def changed(self, room_id: int) -> None:
         if room_id in self._scheduled:
@@ -45,11 +60,9 @@ class Presence:
     def _publish_presence(self, room_id: int) -> None:
         self._scheduled.discard(room_id)
         try:
-            with self.app.app_context():
-                self.broker.publish(room_id, self._render(room_id))
+            self.broker.publish(room_id, events.presence_event(self.people(room_id, fresh=True)))
         except Exception:  # noqa: BLE001 - the next heartbeat repairs presence
             self.app.logger.exception("presence publish failed")
 
     def publish_typing(self, room_id: int) -> None:
-        html = render_template("live/_typing.html", typers=self.broker.typing(room_id))
-        self.broker.publish(room_id, html)
+        self.broker.publish(room_id, events.typing_event(self.broker.typing(room_id)))

@@ -221,9 +221,9 @@ class RedisBroker(Broker):
             self._thread = threading.Thread(target=self._run, name="webchat-redis-subscriber", daemon=True)
             self._thread.start()
 
-    def publish(self, room_id: int, html: str, message_id: int | None = None) -> None:
+    def publish(self, room_id: int, event: dict, message_id: int | None = None) -> None:
         self._ensure_listener()
-        payload = json.dumps({"room": room_id, "id": message_id, "html": html}, separators=(",", ":"))
+        payload = json.dumps({"room": room_id, "id": message_id, "event": event}, separators=(",", ":"))
         try:
             self._redis.publish(self._channel(room_id), payload)
         except redis.RedisError as exc:
@@ -232,7 +232,7 @@ class RedisBroker(Broker):
                 if not self._missed:
                     self._missed_run_id = self._run_id
                 self._missed.add(room_id)
-            self._deliver(room_id, message_id, html)  # committed already: local readers see it
+            self._deliver(room_id, message_id, event)  # committed already: local readers see it
             return
         self._commands.back()
 
@@ -301,8 +301,8 @@ class RedisBroker(Broker):
             if RESTART in payload:
                 self._restart_rooms([int(r) for r in payload[RESTART]])
                 return
-            room_id, message_id, html = payload["room"], payload.get("id"), payload["html"]
-            if not isinstance(room_id, int) or not isinstance(html, str):
+            room_id, message_id, event = payload["room"], payload.get("id"), payload["event"]
+            if not isinstance(room_id, int) or not isinstance(event, dict):
                 raise ValueError("bad payload")
             if message_id is not None and not isinstance(message_id, int):
                 raise ValueError("bad message id")
@@ -310,7 +310,7 @@ class RedisBroker(Broker):
             log.warning("ignored a malformed fragment on the Redis channel")
             return
         try:
-            self._deliver(room_id, message_id, html)
+            self._deliver(room_id, message_id, event)
         except Exception:  # noqa: BLE001 - one bad delivery must not stop the subscriber
             log.exception("delivering a fragment failed")
 

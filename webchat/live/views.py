@@ -17,10 +17,12 @@ from flask_login import current_user
 from simple_websocket import Server
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import querylog
+from .. import fragments, querylog
 from ..extensions import db, render_as_visitor, sock
+from ..i18n import View, current_language
 from ..models import User
 from ..rooms import history, service
+from ..timefmt import reader_zone
 from . import broker as brokers
 from . import frames
 from .connection import Connection
@@ -99,7 +101,8 @@ class LiveSession:
         self.broker = brokers.get()
         self.room_id, self.room_name, self.after_id = room_id, room_name, after_id
         self.person = brokers.Person(current_user.id, current_user.username)
-        self.conn = Connection(ws, cfg["WS_QUEUE_FRAMES"])
+        self.view = View(current_language(), reader_zone())
+        self.conn = Connection(ws, cfg["WS_QUEUE_FRAMES"], self.view)
         self.max_frame = cfg["WS_MAX_FRAME_BYTES"]
         self.last_typing = 0.0
 
@@ -135,25 +138,35 @@ class LiveSession:
         db.session.remove()  # hold no database connection while the socket idles
 
     def _replay(self) -> None:
-        messages, truncated = history.messages_after(self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"])
+        anchor, messages, truncated = history.messages_after(
+            self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"]
+        )
         self.conn.skip_ids = frozenset(m.id for m in messages)
         self.conn.newest_id = max(self.conn.skip_ids, default=self.after_id)
-        self.conn.send_now(
-            render_template("live/_replay.html", messages=messages, truncated=truncated, room_name=self.room_name)
-            + self._heartbeat_html()
-        )
 
-    def _heartbeat_html(self) -> str:
-        return render_template("live/_status.html", state="live") + self.app.extensions[
-            "webchat.presence"
-        ].presence_html(self.room_id)
+        def render() -> str:
+            return render_template(
+                "live/_replay.html",
+                messages=messages,
+                anchor=anchor,
+                truncated=truncated,
+                room_name=self.room_name,
+                tz=self.view.time_zone,
+            )
+
+        # A restart reconnects a whole room with the same ``after``: one rendering per view.
+        key = ("replay", self.room_id, self.after_id, self.conn.newest_id, truncated, self.view)
+        self.conn.send_now(fragments.cached(key, render) + self._heartbeat()[0])
+
+    def _heartbeat(self) -> tuple[str, bytes]:
+        return self.app.extensions["webchat.presence"].heartbeat(self.room_id, self.view.language)
 
     def _touch_presence(self) -> None:
         self.broker.presence_touch(self.room_id, self.conn.id, self.person, self.app.config["PRESENCE_TTL_SECONDS"])
 
     def _on_heartbeat(self) -> None:
         self._touch_presence()
-        self.conn.push(frames.encode_text_frame(self._heartbeat_html()))
+        self.conn.push(self._heartbeat()[1])
 
     def _on_frame(self, raw: str | bytes) -> None:
         with querylog.unit(self.app, "ws.frame"):

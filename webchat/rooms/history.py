@@ -11,7 +11,6 @@ change (edits, deletions), the room's change counter must join the key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 
 from flask import current_app, render_template
@@ -43,6 +42,7 @@ def _queries() -> dict[str, Select]:
         "before": newest_first.where(Message.id < bindparam("id")),
         "after": in_room.where(Message.id > bindparam("id")).order_by(Message.id).limit(bindparam("limit")),
         "at_or_before": newest_first.where(Message.id <= bindparam("id")),
+        "at_or_after": newest_first.where(Message.id >= bindparam("id")),
         "any_from": select(Message.id)
         .where(Message.room_id == bindparam("room_id"), Message.id >= bindparam("id"))
         .limit(1),
@@ -76,16 +76,19 @@ def history(room: Room, before: int | None = None, after: int | None = None) -> 
     return Page(found[:size][::-1], has_older=older is not None, has_newer=has_newer, before_first=older)
 
 
-def messages_after(room_id: int, after_id: int, limit: int) -> tuple[list[Message], bool]:
-    """The newest ``limit`` messages with id > after_id, oldest first; and whether more were skipped."""
-    query = (
-        select(Message)
-        .where(Message.room_id == room_id, Message.id > after_id)
-        .order_by(Message.id.desc())
-        .limit(limit + 1)
+def messages_after(room_id: int, after_id: int, limit: int) -> tuple[Message | None, list[Message], bool]:
+    """For a socket's catch-up: the message ``after_id`` itself (the page's newest, so day
+    headings continue from it), the newest ``limit`` messages after it (oldest first),
+    and whether more were skipped. One query."""
+    rows = list(
+        db.session.execute(
+            _queries()["at_or_after"], {"room_id": room_id, "id": after_id, "limit": limit + 2}
+        ).scalars()
     )
-    rows = list(db.session.execute(query).scalars())
-    return rows[:limit][::-1], len(rows) > limit
+    rows.reverse()
+    anchor = rows.pop(0) if rows and rows[0].id == after_id else None
+    truncated = len(rows) > limit
+    return (None if truncated else anchor), rows[-limit:] if limit else [], truncated
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,6 @@ class Slice:
 
     html: Markup
     newest_id: int  # the newest message shown (or the ``after`` asked for)
-    newest_at: datetime | None
     has_newer: bool
     shows_latest: bool  # no before/after: the page turns live
 
@@ -117,7 +119,6 @@ def _render_slice(room: Room, before: int | None, after: int | None) -> Slice:
     return Slice(
         html=Markup(render_template("rooms/_older.html", room=room, page=page)),  # noqa: S704 - our template's output
         newest_id=newest.id if newest else (after or 0),
-        newest_at=newest.created_at if newest else None,
         has_newer=page.has_newer,
         shows_latest=before is None and after is None,
     )

@@ -10,13 +10,13 @@ import re
 import unicodedata
 from functools import cache
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..live import broker
+from ..live import broker, events
 from ..models import Membership, Message, Room, User, utcnow
 
 ROOM_NAME_MAX = 50
@@ -192,10 +192,10 @@ def _store_and_publish(
     if seen_by is not None:
         seen_by.last_read_message_id = message_id
     db.session.commit()
-    message = Message(id=message_id, **values)  # what was stored, for rendering (not in the session)
+    message = Message(id=message_id, **values)  # what was stored (not in the session)
     message.author = author
-    html = render_template("live/_push_message.html", m=message, prev=previous)
-    broker.get().publish(room.id, html, message_id=message_id)
+    # Published as an event: each process renders it once per view of its sockets.
+    broker.get().publish(room.id, events.message_event(message, previous), message_id=message_id)
     return message
 
 

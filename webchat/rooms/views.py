@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..i18n import reader_view
+from ..timefmt import reader_view
 from . import history, listing, service
 from .forms import CreateRoomForm
 
