@@ -6,6 +6,8 @@ equal, so an N+1 (a statement per message or per room) fails here.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -15,12 +17,14 @@ from webchat.models import Membership, Message, User
 from .conftest import create_room, csrf_token, signup
 from .test_history import add_messages
 
-# What a room page needs: the user, the room, the membership, the page of messages
-# (with their authors, and one row more), and the marker's update when it moves.
-ROOM_PAGE = 4
+# What a room page needs: the user, the room with the reader's membership, the page
+# of messages (with their authors, and one row more), and the marker's update when it
+# moves. A slice already rendered for this view of an unchanged room costs no query.
+ROOM_PAGE = 3
+ROOM_PAGE_CACHED = 2
 ROOM_PAGE_READ_MARKER = 1  # the UPDATE when the reader has something new
-OLDER_FRAGMENT = 5  # + "is there anything newer than this slice"
-NEWER_PAGE = 5  # + "the message just before this slice"
+OLDER_FRAGMENT = 4  # + "is there anything newer than this slice"
+NEWER_PAGE = 4  # + "the message just before this slice"
 ROOM_LIST = 2  # the user, one query for every room with its counts and last message
 POST = 6  # user, room, membership, previous message, INSERT, UPDATE room
 JOIN = 9  # a first visit: + INSERT membership, the system message and its room update
@@ -41,13 +45,13 @@ def statement_count(queries, budget, call, **kw) -> int:
 def test_room_page_costs_the_same_for_5_and_50_messages_and_writes_only_a_moving_marker(app, alice, queries):
     add_messages(app, 5)
     first = statement_count(queries, ROOM_PAGE + ROOM_PAGE_READ_MARKER, lambda: alice.get("/room/general/"))
-    # The same page again: nothing new, so no write and no commit.
-    again = statement_count(queries, ROOM_PAGE, lambda: alice.get("/room/general/"), writes=False)
-    add_messages(app, 60)
+    add_messages(app, 60)  # a new newest message: the slice is rendered again
     many = statement_count(queries, ROOM_PAGE + ROOM_PAGE_READ_MARKER, lambda: alice.get("/room/general/"))
-    assert first == many == again + ROOM_PAGE_READ_MARKER
-    response, _ = queries.measure(ROOM_PAGE, lambda: alice.get("/room/general/"), writes=False)
+    assert first == many == ROOM_PAGE + ROOM_PAGE_READ_MARKER
+    # The same page again: nothing new, so no write, no commit, and the rendered slice is reused.
+    response, again = queries.measure(ROOM_PAGE_CACHED, lambda: alice.get("/room/general/"), writes=False)
     assert response.get_data(as_text=True).count('<article id="m-') == 50
+    assert len(again.statements) == ROOM_PAGE_CACHED
 
 
 def test_a_page_renders_without_reloading_rows_after_the_marker_commit(app, alice, queries):
@@ -62,7 +66,7 @@ def test_older_and_newer_slices_cost_the_same_for_any_size(app, alice, queries):
     ids = add_messages(app, 120)
     hx = {"HX-Request": "true"}
     counts = set()
-    for before in (ids[10], ids[60], ids[-1]):
+    for before in (ids[10], ids[60], ids[-1]):  # each slice rendered for the first time
         response, _ = queries.measure(
             OLDER_FRAGMENT, lambda b=before: alice.get(f"/room/general/?before={b}", headers=hx), writes=False
         )
@@ -112,3 +116,24 @@ def test_joining_a_room_is_a_write_but_stays_bounded(app, alice, client, queries
     with app.app_context():
         members = db.session.execute(select(Membership.user_id)).scalars().all()
     assert len(members) == 2
+
+
+def test_a_reused_slice_is_the_same_html_and_never_another_views(app, alice, queries):
+    add_messages(app, 3)
+    first = alice.get("/room/general/").get_data(as_text=True)
+    _, tally = queries.measure(ROOM_PAGE_CACHED, lambda: alice.get("/room/general/"))
+    again = alice.get("/room/general/").get_data(as_text=True)
+    log = re.compile(r'<div id="log".*?</div>\s*</section>|<article.*</article>', re.S)
+    assert log.search(first).group(0) == log.search(again).group(0)
+    # Another reader in another zone and language: rendered for them, not served alice's.
+    bob = app.test_client()
+    signup(bob, "bob")
+    with app.app_context():
+        user = db.session.execute(select(User).filter_by(username="bob")).scalar_one()
+        user.time_zone = "Asia/Shanghai"
+        db.session.commit()
+    add_messages(app, 1)
+    bob.get("/room/general/")
+    alice_page = alice.get("/room/general/").get_data(as_text=True)
+    bob_page = bob.get("/room/general/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "Asia/Shanghai" in bob_page and "Asia/Shanghai" not in alice_page

@@ -23,7 +23,7 @@ from webchat.templating import (
 
 
 def msg(author: int, at: datetime, kind: str = "user"):
-    return SimpleNamespace(author_id=author, created_at=at, is_system=kind == "system")
+    return SimpleNamespace(author_id=author, created_at=at, kind=kind, is_system=kind == "system")
 
 
 @pytest.mark.parametrize(
@@ -135,12 +135,12 @@ def test_utc_prefixes_cover_exactly_one_local_day(zone_hours):
 def test_live_page_style_marks_utc_times_and_the_next_day():
     now = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
     quiet = [msg(1, datetime(2024, 5, 6, 9, 0))]
-    css = str(live_page_style(quiet, "UTC", now))
+    css = str(live_page_style(quiet[-1].created_at, "UTC", now))
     assert "t-utc" not in css
     assert '.log-live > .msg:not([data-at^="2024-05-06"]):not(:has(~ .msg:not([data-at^="2024-05-06"])))' in css
     assert 'content: "Today"' in css
     busy = [msg(1, datetime(2024, 5, 8, 9, 0))]
-    css = str(live_page_style(busy, "Europe/Zurich", now))
+    css = str(live_page_style(busy[-1].created_at, "Europe/Zurich", now))
     assert '.t-utc::after { content: " UTC"; }' in css
     assert 'content: "Thursday, 9 May"' in css  # the tab stays open past midnight
-    assert 'content: "Today"' in str(live_page_style([], "UTC", now))
+    assert 'content: "Today"' in str(live_page_style(None, "UTC", now))

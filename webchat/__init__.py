@@ -34,9 +34,10 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     csrf.init_app(app)
     sock.init_app(app)
 
-    from . import auth, errors, i18n, live, querylog, rooms, security, templating
+    from . import auth, errors, fragments, i18n, live, querylog, rooms, security, templating
 
     i18n.init_app(app)
+    fragments.init_app(app)
     templating.init_app(app)
     security.init_app(app)
     errors.init_app(app)

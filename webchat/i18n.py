@@ -9,6 +9,7 @@ once per view (``webchat/live/views`` of a room), never once per reader.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from flask import Flask, has_request_context, request
@@ -51,6 +52,15 @@ def reader_language() -> str:
 def current_language() -> str:
     locale = get_locale()
     return "zh_Hans" if locale is not None and locale.language == "zh" else DEFAULT
+
+
+def reader_view() -> tuple:
+    """What a rendered slice of history depends on besides the data: the reader's
+    language, time zone, and their today (day labels say "Today")."""
+    from .templating import reader_zone, to_zone
+
+    zone = reader_zone()
+    return (current_language(), zone, to_zone(datetime.now(UTC), zone).date())
 
 
 def html_lang() -> str:

@@ -191,7 +191,7 @@ def continues(message, prev) -> bool:
 
     Depends only on the two messages, so a pushed fragment may use it.
     """
-    if prev is None or message.is_system or prev.is_system or message.author_id != prev.author_id:
+    if prev is None or message.kind != "user" or prev.kind != "user" or message.author_id != prev.author_id:
         return False
     return timedelta(0) <= message.created_at - prev.created_at <= GROUP_WINDOW
 
@@ -274,7 +274,7 @@ def _aligned(start: datetime, length: int) -> bool:
     return True
 
 
-def live_page_style(messages, tz: str | None, now: datetime | None = None) -> Markup:
+def live_page_style(newest_at: datetime | None, tz: str | None, now: datetime | None = None) -> Markup:
     """CSS for one reader's live room page, for what gets pushed to it later.
 
     * Pushed times are UTC: a reader in another zone sees them marked " UTC".
@@ -287,7 +287,7 @@ def live_page_style(messages, tz: str | None, now: datetime | None = None) -> Ma
     if _zone(tz) is not UTC:
         rules.append('.t-utc::after { content: " UTC"; }')
     now_local = to_zone(now or _now(), tz)
-    last_day = to_zone(messages[-1].created_at, tz).date() if messages else None
+    last_day = to_zone(newest_at, tz).date() if newest_at else None
     if last_day is None:
         same_day = ""
     else:

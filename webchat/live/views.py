@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import querylog
 from ..extensions import db, render_as_visitor, sock
 from ..models import User
-from ..rooms import service
+from ..rooms import history, service
 from . import broker as brokers
 from . import frames
 from .connection import Connection
@@ -136,7 +136,7 @@ class LiveSession:
         db.session.remove()  # hold no database connection while the socket idles
 
     def _replay(self) -> None:
-        messages, truncated = service.messages_after(self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"])
+        messages, truncated = history.messages_after(self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"])
         self.conn.skip_ids = frozenset(m.id for m in messages)
         self.conn.newest_id = max(self.conn.skip_ids, default=self.after_id)
         self.conn.send_now(

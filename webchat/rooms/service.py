@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from functools import cache
 
 from flask import current_app, render_template
 from flask_babel import gettext, ngettext
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..live import broker
@@ -81,6 +81,39 @@ def create_room(name: str, owner: User) -> Room:
     db.session.add(mine)
     _store_and_publish(room, owner, "", Message.SYSTEM, Message.CREATED, seen_by=mine)
     return room
+
+
+@cache
+def _room_for_query():
+    # Built once, with bound parameters: building a statement costs more than running it.
+    return (
+        select(Room, Membership)
+        .outerjoin(Membership, (Membership.room_id == Room.id) & (Membership.user_id == bindparam("user_id")))
+        .where(Room.name_key == bindparam("key"))
+    )
+
+
+@cache
+def _write_statements():
+    table = Message.__table__
+    return (
+        insert(table),
+        update(Room.__table__)
+        .where(Room.__table__.c.id == bindparam("room"))
+        .values(last_activity_at=bindparam("at"), last_message_id=bindparam("message")),
+    )
+
+
+@cache
+def _previous_query():
+    # What grouping needs of the message before a new one (no full row, no author join).
+    return select(Message.author_id, Message.kind, Message.created_at).where(Message.id == bindparam("id"))
+
+
+def room_for(name: str, user_id: int) -> tuple[Room | None, Membership | None]:
+    """The room and the user's membership in it, in one query (every room page and post)."""
+    row = db.session.execute(_room_for_query(), {"user_id": user_id, "key": room_key(name)}).first()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def membership(room_id: int, user_id: int) -> Membership | None:
@@ -153,110 +186,32 @@ def _store_and_publish(
     seen_by: Membership | None = None,
 ) -> Message:
     """One commit: the message, the room's activity and, for a joining member
-    (``seen_by``), the read marker at their own join message."""
+    (``seen_by``), the read marker at their own join message. Then render once and publish.
+
+    The two writes are plain statements built once, not the ORM's unit of work: on the
+    path of every message, its bookkeeping cost more than the INSERT itself.
+    """
     # The previous message decides grouping under one name; the fragment depends on
     # nothing else, so it is rendered once for every reader.
-    previous = db.session.get(Message, room.last_message_id) if room.last_message_id else None
-    message = Message(room_id=room.id, author_id=author.id, body=body, kind=kind, event=event, created_at=utcnow())
-    db.session.add(message)
-    db.session.flush()
-    room.last_activity_at = message.created_at
-    room.last_message_id = message.id
+    previous = (
+        db.session.execute(_previous_query(), {"id": room.last_message_id}).first() if room.last_message_id else None
+    )
+    insert_message, touch_room = _write_statements()
+    now = utcnow()
+    values = {"room_id": room.id, "author_id": author.id, "body": body, "kind": kind, "event": event, "created_at": now}
+    message_id = db.session.execute(insert_message, values).inserted_primary_key[0]
+    db.session.execute(touch_room, {"room": room.id, "at": now, "message": message_id})
+    # The row in this session says what the database now holds, without a flush of its own.
+    set_committed_value(room, "last_activity_at", now)
+    set_committed_value(room, "last_message_id", message_id)
     if seen_by is not None:
-        seen_by.last_read_message_id = message.id
+        seen_by.last_read_message_id = message_id
     db.session.commit()
+    message = Message(id=message_id, **values)  # what was stored, for rendering (not in the session)
+    message.author = author
     html = render_template("live/_push_message.html", m=message, prev=previous)
-    broker.get().publish(room.id, html, message_id=message.id)
+    broker.get().publish(room.id, html, message_id=message_id)
     return message
-
-
-# --- reading -----------------------------------------------------------------
-
-
-@dataclass
-class Page:
-    messages: list[Message]  # oldest first
-    has_older: bool
-    has_newer: bool
-    # The message just older than the first one shown (None at the start of the room):
-    # day separators and grouping continue across slice borders.
-    before_first: Message | None = None
-
-
-def history(room: Room, before: int | None = None, after: int | None = None) -> Page:
-    """Keyset pages by id: the newest, the ones before an id, or the ones after it.
-
-    One query reads the page plus one more row, which tells whether there is more and,
-    paging backwards, is the message just older than the page. A fixed number of
-    statements whatever the page size: the authors come in the same query (joined).
-    """
-    size = current_app.config["PAGE_SIZE"]
-    base = select(Message).where(Message.room_id == room.id)
-    if after is not None:
-        rows = list(db.session.execute(base.where(Message.id > after).order_by(Message.id).limit(size + 1)).scalars())
-        older = db.session.execute(
-            base.where(Message.id <= after).order_by(Message.id.desc()).limit(1)
-        ).scalar_one_or_none()
-        return Page(rows[:size], has_older=older is not None, has_newer=len(rows) > size, before_first=older)
-    query = base.order_by(Message.id.desc())
-    if before is not None:
-        query = query.where(Message.id < before)
-    rows = list(db.session.execute(query.limit(size + 1)).scalars())
-    older = rows[size] if len(rows) > size else None
-    has_newer = (
-        before is not None
-        and db.session.execute(base.with_only_columns(Message.id).where(Message.id >= before).limit(1)).first()
-        is not None
-    )
-    return Page(rows[:size][::-1], has_older=older is not None, has_newer=has_newer, before_first=older)
-
-
-def messages_after(room_id: int, after_id: int, limit: int) -> tuple[list[Message], bool]:
-    """The newest ``limit`` messages with id > after_id, oldest first; and whether more were skipped."""
-    query = (
-        select(Message)
-        .where(Message.room_id == room_id, Message.id > after_id)
-        .order_by(Message.id.desc())
-        .limit(limit + 1)
-    )
-    rows = list(db.session.execute(query).scalars())
-    return rows[:limit][::-1], len(rows) > limit
-
-
-@dataclass
-class RoomSummary:
-    room: Room
-    members: int
-    last_message: Message | None
-    unread: int | None  # others' messages since the reader last saw the room; None: not a member
-
-
-def room_list(reader_id: int) -> list[RoomSummary]:
-    members = select(Membership.room_id, func.count(Membership.id).label("n")).group_by(Membership.room_id).subquery()
-    mine = select(Membership).where(Membership.user_id == reader_id).subquery()
-    unread = (
-        select(func.count(Message.id))
-        .where(
-            Message.room_id == Room.id,
-            Message.id > func.coalesce(mine.c.last_read_message_id, 0),
-            Message.kind == Message.USER,
-            Message.author_id != reader_id,
-        )
-        .correlate(Room, mine)
-        .scalar_subquery()
-    )
-    last = aliased(Message)
-    query = (
-        select(Room, func.coalesce(members.c.n, 0), last, mine.c.id, unread)
-        .outerjoin(members, members.c.room_id == Room.id)
-        .outerjoin(mine, mine.c.room_id == Room.id)
-        .outerjoin(last, last.id == Room.last_message_id)
-        .order_by(Room.last_activity_at.desc(), Room.id.desc())
-    )
-    return [
-        RoomSummary(room, n, msg, count if member_id is not None else None)
-        for room, n, msg, member_id, count in db.session.execute(query)
-    ]
 
 
 def mark_read(room_id: int, user_id: int, message_id: int) -> None:

@@ -1,0 +1,123 @@
+"""Reading a room: keyset pages of its messages, rendered once per view and kept.
+
+A slice of history (up to PAGE_SIZE messages) is rendered for one *view* — the
+reader's language and time zone, and their today for day labels — and kept
+(webchat/fragments.py) under the room's newest message id: every page view and
+infinite-scroll step after the first is a lookup, not fifty renders and a query.
+A new message changes the key, so a kept slice is never stale; once messages can
+change (edits, deletions), the room's change counter must join the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from flask import current_app, render_template
+from markupsafe import Markup
+from sqlalchemy import Select, bindparam, select
+
+from .. import fragments
+from ..extensions import db
+from ..models import Message, Room
+
+
+@dataclass
+class Page:
+    messages: list[Message]  # oldest first
+    has_older: bool
+    has_newer: bool
+    # The message just older than the first one shown (None at the start of the room):
+    # day separators and grouping continue across slice borders.
+    before_first: Message | None = None
+
+
+@cache
+def _queries() -> dict[str, Select]:
+    """Built once, with bound parameters: building a statement costs more than running it."""
+    in_room = select(Message).where(Message.room_id == bindparam("room_id"))
+    newest_first = in_room.order_by(Message.id.desc()).limit(bindparam("limit"))
+    return {
+        "newest": newest_first,
+        "before": newest_first.where(Message.id < bindparam("id")),
+        "after": in_room.where(Message.id > bindparam("id")).order_by(Message.id).limit(bindparam("limit")),
+        "at_or_before": newest_first.where(Message.id <= bindparam("id")),
+        "any_from": select(Message.id)
+        .where(Message.room_id == bindparam("room_id"), Message.id >= bindparam("id"))
+        .limit(1),
+    }
+
+
+def history(room: Room, before: int | None = None, after: int | None = None) -> Page:
+    """Keyset pages by id: the newest, the ones before an id, or the ones after it.
+
+    One query reads the page plus one more row, which tells whether there is more and,
+    paging backwards, is the message just older than the page. A fixed number of
+    statements whatever the page size: the authors come in the same query (joined).
+    """
+    size = current_app.config["PAGE_SIZE"]
+    q = _queries()
+
+    def rows(name: str, **params) -> list[Message]:
+        return list(db.session.execute(q[name], {"room_id": room.id, **params}).scalars())
+
+    if after is not None:
+        newer = rows("after", id=after, limit=size + 1)
+        older = rows("at_or_before", id=after, limit=1)
+        return Page(
+            newer[:size], has_older=bool(older), has_newer=len(newer) > size, before_first=older[0] if older else None
+        )
+    found = rows("newest", limit=size + 1) if before is None else rows("before", id=before, limit=size + 1)
+    older = found[size] if len(found) > size else None
+    has_newer = (
+        before is not None and db.session.execute(q["any_from"], {"room_id": room.id, "id": before}).first() is not None
+    )
+    return Page(found[:size][::-1], has_older=older is not None, has_newer=has_newer, before_first=older)
+
+
+def messages_after(room_id: int, after_id: int, limit: int) -> tuple[list[Message], bool]:
+    """The newest ``limit`` messages with id > after_id, oldest first; and whether more were skipped."""
+    query = (
+        select(Message)
+        .where(Message.room_id == room_id, Message.id > after_id)
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    rows = list(db.session.execute(query).scalars())
+    return rows[:limit][::-1], len(rows) > limit
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A rendered slice of history and what the page around it needs to know."""
+
+    html: Markup
+    newest_id: int  # the newest message shown (or the ``after`` asked for)
+    newest_at: datetime | None
+    has_newer: bool
+    shows_latest: bool  # no before/after: the page turns live
+
+
+def rendered_slice(room: Room, view: tuple, before: int | None = None, after: int | None = None) -> Slice:
+    """The slice the URL asks for, rendered for ``view``: from the cache when the room
+    has not changed since it was rendered."""
+    key = ("slice", room.id, room.last_message_id, before, after, view)
+    return fragments.cached(key, lambda: _render_slice(room, before, after))
+
+
+def _render_slice(room: Room, before: int | None, after: int | None) -> Slice:
+    page = history(room, before=before, after=after)
+    if after is not None and not page.messages:
+        # Nothing newer than `after`: the reader is up to date, so show the latest page
+        # (an empty after-page has no first message to link "older" from).
+        before = after = None
+        page = history(room)
+    newest = page.messages[-1] if page.messages else None
+    return Slice(
+        html=Markup(render_template("rooms/_older.html", room=room, page=page)),  # noqa: S704 - our template's output
+        newest_id=newest.id if newest else (after or 0),
+        newest_at=newest.created_at if newest else None,
+        has_newer=page.has_newer,
+        shows_latest=before is None and after is None,
+    )
