@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 from flask import Flask, g, render_template
+from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db, render_as_visitor
 
+# Lazy: each page is rendered in its reader's language.
 TEXTS = {
-    400: ("Bad request", "The request could not be understood. Go back, reload the page and try again."),
-    403: ("Forbidden", "You are not allowed to do that."),
-    404: ("Not found", "There is nothing here. The room may have a different name."),
-    405: ("Not allowed", "That action is not available here."),
-    413: ("Too large", "That request was too large."),
-    500: ("Something went wrong", "We could not finish that. Please try again in a moment."),
-    503: ("Try again", "The service is busy or restarting. Please try again in a moment."),
+    400: (
+        lazy_gettext("Bad request"),
+        lazy_gettext("The request could not be understood. Go back, reload the page and try again."),
+    ),
+    403: (lazy_gettext("Forbidden"), lazy_gettext("You are not allowed to do that.")),
+    404: (lazy_gettext("Not found"), lazy_gettext("There is nothing here. The room may have a different name.")),
+    405: (lazy_gettext("Not allowed"), lazy_gettext("That action is not available here.")),
+    413: (lazy_gettext("Too large"), lazy_gettext("That request was too large.")),
+    429: (
+        lazy_gettext("Too many requests"),
+        lazy_gettext("You are doing that too often. Wait a moment and try again."),
+    ),
+    500: (
+        lazy_gettext("Something went wrong"),
+        lazy_gettext("We could not finish that. Please try again in a moment."),
+    ),
+    503: (lazy_gettext("Try again"), lazy_gettext("The service is busy or restarting. Please try again in a moment.")),
 }
 
 
 def render_error(code: int, detail: str | None = None):
-    title, text = TEXTS.get(code, (f"Error {code}", "Something went wrong."))
+    title, text = TEXTS.get(code) or (gettext("Error %(code)d", code=code), TEXTS[500][1])
     return render_template("errors/error.html", code=code, title=title, text=detail or text), code
 
 
@@ -34,7 +46,7 @@ def _http_error(error: HTTPException):
 
 
 def _csrf_error(error: CSRFError):
-    return render_error(400, "Your form expired or was sent from another site. Reload the page and try again.")
+    return render_error(400, gettext("Your form expired or was sent from another site. Reload the page and try again."))
 
 
 def _server_error(error: Exception):
@@ -48,7 +60,7 @@ def _server_error(error: Exception):
     if "_login_user" not in g:
         render_as_visitor()  # else the page's header fails again, leaving a bare 500
     if isinstance(original, (OperationalError, PoolTimeout)):
-        return render_error(503, "The database is not answering. Please try again in a moment.")
+        return render_error(503, gettext("The database is not answering. Please try again in a moment."))
     return render_error(500)
 
 

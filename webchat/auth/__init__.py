@@ -1,6 +1,7 @@
 """Accounts: sign up, log in, log out."""
 
 from flask import Flask
+from flask_babel import lazy_gettext
 
 from ..extensions import db, login_manager
 from ..models import User
@@ -14,7 +15,8 @@ def _load_user(user_id: str) -> User | None:
 
 def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message = lazy_gettext("Please log in to continue.")
+    login_manager.localize_callback = str  # flash the text in this request's language, not a lazy object
     login_manager.login_message_category = "info"
     app.register_blueprint(bp)
 

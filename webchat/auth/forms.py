@@ -7,6 +7,7 @@ import unicodedata
 import zoneinfo
 from functools import lru_cache
 
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length, ValidationError
@@ -29,45 +30,48 @@ def username_key(username: str) -> str:
 
 class SignupForm(FlaskForm):
     username = StringField(
-        "Username",
+        lazy_gettext("Username"),
         filters=[normalize],
-        validators=[InputRequired("Choose a username.")],
+        validators=[InputRequired(lazy_gettext("Choose a username."))],
         render_kw={"autocomplete": "username", "maxlength": 32},
     )
     password = PasswordField(
-        "Password",
+        lazy_gettext("Password"),
         validators=[
-            InputRequired("Choose a password."),
-            Length(min=8, max=128, message="Use 8 to 128 characters."),
+            InputRequired(lazy_gettext("Choose a password.")),
+            Length(min=8, max=128, message=lazy_gettext("Use %(min)d to %(max)d characters.")),
         ],
         render_kw={"autocomplete": "new-password"},
     )
     confirm = PasswordField(
-        "Confirm password",
-        validators=[InputRequired("Type the password again."), EqualTo("password", "The passwords do not match.")],
+        lazy_gettext("Confirm password"),
+        validators=[
+            InputRequired(lazy_gettext("Type the password again.")),
+            EqualTo("password", lazy_gettext("The passwords do not match.")),
+        ],
         render_kw={"autocomplete": "new-password"},
     )
 
     def validate_username(self, field: StringField) -> None:
         if not USERNAME_RE.fullmatch(field.data):
-            raise ValidationError("Use 3 to 32 letters, digits, '_', '.' or '-'.")
+            raise ValidationError(gettext("Use 3 to 32 letters, digits, '_', '.' or '-'."))
         key = username_key(field.data)
         if len(key) > USERNAME_MAX:  # the casefolded key must fit its column too: 'ß' folds to 'ss'
-            raise ValidationError("That username is too long once letter case is ignored; use a shorter one.")
+            raise ValidationError(gettext("That username is too long once letter case is ignored; use a shorter one."))
         if db.session.query(User.id).filter_by(username_key=key).first():
-            raise ValidationError("That username is taken.")
+            raise ValidationError(gettext("That username is taken."))
 
 
 class LoginForm(FlaskForm):
     username = StringField(
-        "Username",
+        lazy_gettext("Username"),
         filters=[normalize],
-        validators=[InputRequired("Enter your username.")],
+        validators=[InputRequired(lazy_gettext("Enter your username."))],
         render_kw={"autocomplete": "username"},
     )
     password = PasswordField(
-        "Password",
-        validators=[InputRequired("Enter your password.")],
+        lazy_gettext("Password"),
+        validators=[InputRequired(lazy_gettext("Enter your password."))],
         render_kw={"autocomplete": "current-password"},
     )
 
@@ -80,17 +84,17 @@ def zone_choices() -> list[tuple[str, str]]:
 
 class SettingsForm(FlaskForm):
     language = SelectField(
-        "Language",
-        description="Without a choice, pages follow your browser's language.",
-        invalid_choice_message="Pick a language from the list.",
+        lazy_gettext("Language"),
+        description=lazy_gettext("Without a choice, pages follow your browser's language."),
+        invalid_choice_message=lazy_gettext("Pick a language from the list."),
     )
     time_zone = SelectField(
-        "Time zone",
-        description="Times in room history are shown in this zone.",
-        invalid_choice_message="Pick a time zone from the list.",
+        lazy_gettext("Time zone"),
+        description=lazy_gettext("Times are shown in this zone, on every page and as messages arrive."),
+        invalid_choice_message=lazy_gettext("Pick a time zone from the list."),
     )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.time_zone.choices = zone_choices()
-        self.language.choices = [("", "Same as the browser")] + list(LANGUAGES.items())
+        self.language.choices = [("", gettext("Same as the browser"))] + list(LANGUAGES.items())

@@ -4,6 +4,7 @@ from functools import cache
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, refresh
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -55,10 +56,10 @@ def signup():
             db.session.commit()
         except IntegrityError:  # two sign-ups raced for the same name
             db.session.rollback()
-            form.username.errors = ["That username is taken."]
+            form.username.errors = [gettext("That username is taken.")]
         else:
             login_user(user)
-            flash(f"Welcome, {user.username}!", "success")
+            flash(gettext("Welcome, %(name)s!", name=user.username), "success")
             return redirect(_next_url(), code=303)
     status = 400 if form.errors else 200
     return render_template("auth/signup.html", form=form, next=safe_next(request.values.get("next"))), status
@@ -75,7 +76,7 @@ def login():
         if user is not None:
             login_user(user)
             return redirect(_next_url(), code=303)
-        error = "Wrong username or password."
+        error = gettext("Wrong username or password.")
     status = 400 if (form.errors or error) else 200
     return render_template(
         "auth/login.html", form=form, error=error, next=safe_next(request.values.get("next"))
@@ -86,7 +87,7 @@ def login():
 def logout():
     # CSRFProtect has already checked the token of this POST.
     logout_user()
-    flash("You have logged out.", "info")
+    flash(gettext("You have logged out."), "info")
     return redirect(url_for("auth.login"), code=303)
 
 
@@ -97,6 +98,7 @@ def settings():
         current_user.time_zone = None if form.time_zone.data == "UTC" else form.time_zone.data
         current_user.language = form.language.data or None
         db.session.commit()
-        flash("Your settings are saved.", "success")
+        refresh()  # say it in the language just chosen, like the pages from now on
+        flash(gettext("Your settings are saved."), "success")
         return redirect(url_for("auth.settings"), code=303)
     return render_template("auth/settings.html", form=form), (400 if form.errors else 200)

@@ -6,6 +6,8 @@ import json
 import struct
 from dataclasses import dataclass
 
+from flask_babel import gettext
+
 
 def encode_text_frame(text: str) -> bytes:
     """An unmasked, final text frame (RFC 6455 5.2).
@@ -38,17 +40,17 @@ class Incoming:
 def parse(raw: str | bytes, max_bytes: int) -> Incoming:
     """Read a frame from htmx's ws-send: JSON of the form's fields plus HEADERS."""
     if isinstance(raw, bytes):
-        raise BadFrame("Binary frames are not accepted.")
+        raise BadFrame(gettext("Binary frames are not accepted."))
     if len(raw) > max_bytes or len(raw.encode()) > max_bytes:
-        raise BadFrame(f"That message is too large to send (limit {max_bytes // 1024} KB).")
+        raise BadFrame(gettext("That message is too large to send (limit %(kb)d KB).", kb=max_bytes // 1024))
     try:
         data = json.loads(raw)
     except ValueError:
-        raise BadFrame("The message could not be read. Reload the page and try again.") from None
+        raise BadFrame(gettext("The message could not be read. Reload the page and try again.")) from None
     if not isinstance(data, dict):
-        raise BadFrame("The message could not be read. Reload the page and try again.")
+        raise BadFrame(gettext("The message could not be read. Reload the page and try again."))
     if data.get("typing"):
         return Incoming(typing=True, text=None)
     if "message" not in data:
-        raise BadFrame("The message field is missing. Reload the page and try again.")
+        raise BadFrame(gettext("The message field is missing. Reload the page and try again."))
     return Incoming(typing=False, text=data["message"])

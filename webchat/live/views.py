@@ -13,6 +13,7 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, render_template, request
+from flask_babel import gettext
 from flask_login import current_user
 from simple_websocket import Server
 from sqlalchemy.exc import SQLAlchemyError
@@ -69,21 +70,21 @@ def room_socket(ws: Server, room_name: str) -> None:
         if "_login_user" not in g:
             render_as_visitor()
         with contextlib.suppress(Exception):  # the peer may be gone already
-            _refuse(ws, "The server cannot reach its database. Retrying…", SERVER_ERROR)
+            _refuse(ws, gettext("The server cannot reach its database. Retrying…"), SERVER_ERROR)
     finally:
         db.session.remove()
 
 
 def _serve(ws: Server, room_name: str) -> None:
     if not origin_allowed(request.headers.get("Origin")):
-        return _refuse(ws, "This page's origin may not connect.")
+        return _refuse(ws, gettext("This page's origin may not connect."))
     if not current_user.is_authenticated:
-        return _refuse(ws, "You are logged out. Log in again.")
+        return _refuse(ws, gettext("You are logged out. Log in again."))
     room = service.find_room(room_name)
     if room is None:
-        return _refuse(ws, "This room does not exist.")
+        return _refuse(ws, gettext("This room does not exist."))
     if not service.is_member(room.id, current_user.id):
-        return _refuse(ws, "Open the room page to join it first.")
+        return _refuse(ws, gettext("Open the room page to join it first."))
     after = request.args.get("after", "0")
     after_id = int(after) if after.isascii() and after.isdigit() and len(after) < 19 else 0
     session = LiveSession(ws, room.id, room.name, after_id)
@@ -187,7 +188,7 @@ class LiveSession:
             self._reply(
                 render_template(
                     "rooms/_composer_error.html",
-                    error="Your message could not be saved. Please try again in a moment.",
+                    error=gettext("Your message could not be saved. Please try again in a moment."),
                     oob=True,
                 )
             )
@@ -203,7 +204,7 @@ class LiveSession:
         room = service.room_by_id(self.room_id)
         user = db.session.get(User, self.person.user_id)
         if room is None or user is None:
-            raise service.InvalidInput("This room or your account no longer exists. Reload the page.")
+            raise service.InvalidInput(gettext("This room or your account no longer exists. Reload the page."))
         service.post_message(room, user, text)
         if self.broker.typing_drop(self.room_id, self.person.user_id):
             self.app.extensions["webchat.presence"].publish_typing(self.room_id)

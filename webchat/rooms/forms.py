@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import InputRequired, ValidationError
@@ -10,9 +11,9 @@ from . import service
 
 class CreateRoomForm(FlaskForm):
     name = StringField(
-        "Room name",
+        lazy_gettext("Room name"),
         filters=[normalize],
-        validators=[InputRequired("Give the room a name.")],
+        validators=[InputRequired(lazy_gettext("Give the room a name."))],
         render_kw={"maxlength": service.ROOM_NAME_MAX, "autocomplete": "off"},
     )
 

@@ -11,6 +11,7 @@ import unicodedata
 from functools import cache
 
 from flask import current_app
+from flask_babel import gettext, ngettext
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
@@ -44,17 +45,19 @@ def room_key(name: str) -> str:
 
 def check_room_name(name: str) -> None:
     if not name:
-        raise InvalidInput("Give the room a name.", "name")
+        raise InvalidInput(gettext("Give the room a name."), "name")
     if len(name) > ROOM_NAME_MAX:
-        raise InvalidInput(f"Use at most {ROOM_NAME_MAX} characters.", "name")
+        raise InvalidInput(
+            ngettext("Use at most %(num)d character.", "Use at most %(num)d characters.", ROOM_NAME_MAX), "name"
+        )
     if len(room_key(name)) > ROOM_NAME_MAX:  # the key must fit its column: 'ß' folds to 'ss'
-        raise InvalidInput("That name is too long once letter case is ignored; use a shorter one.", "name")
+        raise InvalidInput(gettext("That name is too long once letter case is ignored; use a shorter one."), "name")
     if ROOM_NAME_FORBIDDEN.search(name) or CONTROL_CHARS.search(name) or "\n" in name or "\t" in name:
-        raise InvalidInput('A room name cannot contain / \\ ? # % < > or ".', "name")
+        raise InvalidInput(gettext('A room name cannot contain / \\ ? # % < > or ".'), "name")
     if not any(ch.isalnum() for ch in name):
-        raise InvalidInput("Use at least one letter or digit.", "name")
+        raise InvalidInput(gettext("Use at least one letter or digit."), "name")
     if find_room(name) is not None:
-        raise InvalidInput("A room with that name exists already.", "name")
+        raise InvalidInput(gettext("A room with that name exists already."), "name")
 
 
 def find_room(name: str) -> Room | None:
@@ -73,7 +76,7 @@ def create_room(name: str, owner: User) -> Room:
         db.session.flush()
     except IntegrityError:  # created by someone else since the check
         db.session.rollback()
-        raise InvalidInput("A room with that name exists already.", "name") from None
+        raise InvalidInput(gettext("A room with that name exists already."), "name") from None
     mine = Membership(user_id=owner.id, room_id=room.id)
     db.session.add(mine)
     _store_and_publish(room, owner, "", Message.SYSTEM, Message.CREATED, seen_by=mine)
@@ -139,13 +142,20 @@ def enter_room(room: Room, user: User) -> Membership:
 
 def clean_text(text: object) -> str:
     if not isinstance(text, str):
-        raise InvalidInput("Type a message.")
+        raise InvalidInput(gettext("Type a message."))
     text = CONTROL_CHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
     limit = current_app.config["MESSAGE_MAX_CHARS"]
     if not text:
-        raise InvalidInput("Type a message before sending.")
+        raise InvalidInput(gettext("Type a message before sending."))
     if len(text) > limit:
-        raise InvalidInput(f"Messages can be at most {limit} characters; this one has {len(text)}.")
+        raise InvalidInput(
+            ngettext(
+                "Messages can be at most %(num)d character; this one has %(length)d.",
+                "Messages can be at most %(num)d characters; this one has %(length)d.",
+                limit,
+                length=len(text),
+            )
+        )
     return text
 
 
@@ -154,10 +164,15 @@ def post_message(room: Room, user: User, text: object) -> Message:
     body = clean_text(text)
     cfg = current_app.config
     if not broker.get().allow(f"rate:{user.id}", cfg["RATE_LIMIT_COUNT"], cfg["RATE_LIMIT_WINDOW"]):
-        count = cfg["RATE_LIMIT_COUNT"]
         raise RateLimited(
-            f"You are sending too fast: at most {count} message{'' if count == 1 else 's'} every "
-            f"{cfg['RATE_LIMIT_WINDOW']:g} seconds. Wait a moment and send again."
+            ngettext(
+                "You are sending too fast: at most %(num)d message every %(seconds)s seconds. "
+                "Wait a moment and send again.",
+                "You are sending too fast: at most %(num)d messages every %(seconds)s seconds. "
+                "Wait a moment and send again.",
+                cfg["RATE_LIMIT_COUNT"],
+                seconds=format(cfg["RATE_LIMIT_WINDOW"], "g"),
+            )
         )
     return _store_and_publish(room, user, body, Message.USER)
 
