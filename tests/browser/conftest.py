@@ -210,6 +210,25 @@ def seed_messages(database_url: str, room_name: str, lines: list[tuple[str, str,
     return ids
 
 
+def stored_bodies(database_url: str, room_name: str) -> list[str]:
+    """What people have said in a room, oldest first, straight from the database."""
+    from webchat.extensions import db
+    from webchat.models import Message, Room
+
+    app = _app(database_url)
+    with app.app_context():
+        bodies = [
+            body
+            for (body,) in db.session.query(Message.body)
+            .join(Room, Room.id == Message.room_id)
+            .filter(Room.name == room_name, Message.kind == Message.USER)
+            .order_by(Message.id)
+        ]
+        db.session.remove()
+        db.engine.dispose()
+    return bodies
+
+
 def spread(count: int, start: datetime, step: timedelta) -> list[datetime]:
     return [start + i * step for i in range(count)]
 
