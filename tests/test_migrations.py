@@ -127,3 +127,36 @@ def test_the_app_never_creates_tables_itself(tmp_path):
     with app.app_context():
         assert inspect(db.engine).get_table_names() == []
         db.engine.dispose()
+
+
+def test_system_sentences_become_events_and_come_back_on_downgrade(fresh_app):
+    """Rows stored as English sentences before the i18n revision are converted."""
+    upgrade(revision="35d80c030438")
+    db.session.execute(
+        text(
+            'INSERT INTO "user" (id, username, username_key, password_hash, created_at) '
+            "VALUES (1, '小明', '小明', 'x', CURRENT_TIMESTAMP)"
+        )
+    )
+    db.session.execute(
+        text(
+            "INSERT INTO room (id, name, name_key, owner_id, created_at, last_activity_at) "
+            "VALUES (1, 'r', 'r', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+    )
+    for body, kind in (("小明 created the room", "system"), ("小明 joined the room", "system"), ("hi", "user")):
+        db.session.execute(
+            text(
+                "INSERT INTO message (room_id, author_id, body, kind, created_at) "
+                "VALUES (1, 1, :b, :k, CURRENT_TIMESTAMP)"
+            ),
+            {"b": body, "k": kind},
+        )
+    db.session.commit()
+    upgrade()
+    rows = db.session.execute(text("SELECT kind, event, body FROM message ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("system", "created", ""), ("system", "joined", ""), ("user", None, "hi")]
+    db.session.commit()
+    downgrade(revision="35d80c030438")
+    bodies = db.session.execute(text("SELECT body FROM message ORDER BY id")).scalars().all()
+    assert bodies == ["小明 created the room", "小明 joined the room", "hi"]

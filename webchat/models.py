@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -47,8 +48,16 @@ class Room(db.Model):
     # ALTER that SQLite cannot do; messages are only ever deleted with their room.
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     last_message_id: Mapped[int | None] = mapped_column()
+    # A private room exists only for its members: anyone else gets a 404 everywhere.
+    private: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # "room", or "direct": the conversation of two people (always private; its name_key
+    # is "dm/<lower id>/<higher id>", which no room name can be: "/" is not allowed).
+    kind: Mapped[str] = mapped_column(String(10), default="room", server_default="room")
 
     owner: Mapped[User] = relationship(lazy="joined")
+
+    ROOM = "room"
+    DIRECT = "direct"
 
 
 class Message(db.Model):

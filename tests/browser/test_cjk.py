@@ -53,7 +53,8 @@ def test_chinese_wraps_inside_the_bubble_with_tall_lines_and_a_cjk_font(open_pag
         cdp.send("DOM.enable")
         cdp.send("CSS.enable")
         root = cdp.send("DOM.getDocument")["root"]["nodeId"]
-        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "#log .msg-user .msg-body"})["nodeId"]
+        # The log is newest first: the last message text is the Chinese one.
+        node = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "#log .msg-user .msg-text"})["nodeIds"][-1]
         used = {f["familyName"] for f in cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]}
         assert used & fonts, (used, fonts)
 
