@@ -29,6 +29,13 @@ class User(UserMixin, db.Model):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     # "en" or "zh_Hans"; None follows the browser's Accept-Language.
     language: Mapped[str | None] = mapped_column(String(16))
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # Set while an admin has deactivated the account: no login, no session, no socket.
+    deactivated_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: an inactive user cannot log in
+        return self.deactivated_at is None
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)

@@ -15,7 +15,7 @@ def init_app(app: Flask) -> None:
     app.config["SOCK_SERVER_OPTIONS"] = {**app.config["SOCK_SERVER_OPTIONS"], "thread_class": NoReaderThread}
     broker = create_broker(app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"])
     hub = Hub(Renderer(app))
-    broker.listen(hub.deliver, hub.restart)
+    broker.listen(hub.deliver, hub.restart, hub.deliver_user)
     app.extensions["webchat.broker"] = broker
     app.extensions["webchat.hub"] = hub
     app.extensions["webchat.presence"] = Presence(app, broker)

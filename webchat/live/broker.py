@@ -19,6 +19,9 @@ from flask import current_app
 
 # listener(room_id, message_id or None, event)
 Listener = Callable[[int, "int | None", dict], None]
+# user_listener(user_id, event): events for one person's sockets, wherever they are
+# (access revoked: removed from a room, account deactivated, logged out).
+UserListener = Callable[[int, dict], None]
 # restart(room ids, or None for all): fragments may have been lost, so those sockets
 # must reconnect and catch up from the database.
 Restart = Callable[["list[int] | None"], None]
@@ -34,15 +37,27 @@ class Broker(ABC):
     def __init__(self) -> None:
         self._listener: Listener | None = None
         self._restart: Restart | None = None
+        self._user_listener: UserListener | None = None
 
-    def listen(self, listener: Listener, restart: Restart | None = None) -> None:
-        """Register this process's single consumer of published fragments."""
+    def listen(
+        self, listener: Listener, restart: Restart | None = None, user_listener: UserListener | None = None
+    ) -> None:
+        """Register this process's single consumer of published events."""
         self._listener = listener
         self._restart = restart
+        self._user_listener = user_listener
 
     def _deliver(self, room_id: int, message_id: int | None, event: dict) -> None:
         if self._listener is not None:
             self._listener(room_id, message_id, event)
+
+    def _deliver_user(self, user_id: int, event: dict) -> None:
+        if self._user_listener is not None:
+            self._user_listener(user_id, event)
+
+    @abstractmethod
+    def publish_user(self, user_id: int, event: dict) -> None:
+        """Send an event to every socket of one user, in every process."""
 
     @abstractmethod
     def publish(self, room_id: int, event: dict, message_id: int | None = None) -> None:
@@ -94,6 +109,9 @@ class MemoryBroker(Broker):
 
     def publish(self, room_id: int, event: dict, message_id: int | None = None) -> None:
         self._deliver(room_id, message_id, event)
+
+    def publish_user(self, user_id: int, event: dict) -> None:
+        self._deliver_user(user_id, event)
 
     def allow(self, key: str, limit: int, window: float) -> bool:
         now = time.monotonic()

@@ -47,9 +47,12 @@ class NoReaderThread:
 
 
 class Connection:
-    def __init__(self, ws: Server, queue_limit: int, view: View) -> None:
+    def __init__(self, ws: Server, queue_limit: int, view: View, user_id: int, session: str | None) -> None:
         self.ws = ws
         self.view = view  # sockets of one view share every pushed frame (hub.py)
+        self.user_id = user_id
+        self.session = session  # the server-side session it was opened with (revocation)
+        self.room_id: int | None = None
         self.id = uuid.uuid4().hex
         self.queue_limit = queue_limit
         self.pending: deque[tuple[bytes, int | None]] = deque()
@@ -76,10 +79,14 @@ class Connection:
         self.pending.append((frame, message_id))
         self.ws.event.set()
 
-    def request_close(self, code: int, reason: str) -> None:
+    def request_close(self, code: int, reason: str, last_words: bytes | None = None) -> None:
+        """Close soon. ``last_words``: a frame to send first (why it closes), after
+        which nothing else queued is sent."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
             self.pending.clear()
+            if last_words is not None:
+                self.pending.append((last_words, None))
             if self.writing:
                 # Stuck mid-write to a reader that does not read: no close frame could
                 # get through. Reset the connection now, which also frees the kernel's
@@ -141,6 +148,7 @@ class Connection:
                     on_heartbeat()
                 self._flush()
             if self.close_code is not None:
+                self._flush()  # the last words, if any
                 self._close(self.close_code, self.close_reason)
         finally:
             self._watcher.stop()

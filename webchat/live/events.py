@@ -15,6 +15,13 @@ from datetime import datetime
 MESSAGE = "message"
 PRESENCE = "presence"
 TYPING = "typing"
+REVOKE = "revoke"  # access ended: say why, then close with a code htmx does not retry
+
+# Why a socket was closed for good (the text is rendered in each reader's language).
+REMOVED = "removed"  # from this room
+DEACTIVATED = "deactivated"  # the account
+LOGGED_OUT = "logged_out"  # this session ended
+ROOM_GONE = "room_gone"  # the room was deleted
 
 
 @dataclass(frozen=True)
@@ -69,3 +76,8 @@ def presence_event(people) -> dict:
 
 def typing_event(typers) -> dict:
     return {"kind": TYPING, "typers": [[p.user_id, p.username, round(left, 2)] for p, left in typers]}
+
+
+def revoke_event(reason: str, room_id: int | None = None, session: str | None = None) -> dict:
+    """For a user's sockets: all of them, or those in one room, or of one session."""
+    return {"kind": REVOKE, "reason": reason, "room": room_id, "session": session}

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+POLICY_VIOLATION = 1008  # a close code the htmx ws extension does not retry
+
 Render = Callable[[dict, "View"], str]
 
 
@@ -27,11 +29,18 @@ class Hub:
     def __init__(self, render: Render) -> None:
         self.render = render
         self.rooms: dict[int, dict[View, set[Connection]]] = {}
+        self.users: dict[int, set[Connection]] = {}
 
     def add(self, room_id: int, conn: Connection) -> None:
         self.rooms.setdefault(room_id, {}).setdefault(conn.view, set()).add(conn)
+        self.users.setdefault(conn.user_id, set()).add(conn)
 
     def remove(self, room_id: int, conn: Connection) -> None:
+        mine = self.users.get(conn.user_id)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self.users[conn.user_id]
         views = self.rooms.get(room_id)
         if views is None:
             return
@@ -47,6 +56,21 @@ class Hub:
         views = self.rooms.get(room_id)
         if not views:
             return
+        self._push(event, message_id, views)
+
+    def deliver_user(self, user_id: int, event: dict) -> None:
+        """An event for one person's sockets here (a revocation: all of them, those in
+        one room, or those of one session), rendered once per view among them."""
+        views: dict[View, set[Connection]] = {}
+        for conn in tuple(self.users.get(user_id, ())):
+            if event.get("room") not in (None, conn.room_id) or event.get("session") not in (None, conn.session):
+                continue
+            views.setdefault(conn.view, set()).add(conn)
+        if views:
+            self._push(event, None, views)
+
+    def _push(self, event: dict, message_id: int | None, views: dict) -> None:
+        final = event.get("kind") == "revoke"  # say why, then close for good
         for view, conns in tuple(views.items()):
             try:
                 frame = encode_text_frame(self.render(event, view))
@@ -56,7 +80,10 @@ class Hub:
                     conn.request_close(1011, "Server error: reconnecting")
                 continue
             for conn in tuple(conns):
-                conn.push(frame, message_id)
+                if final:
+                    conn.request_close(POLICY_VIOLATION, "Access revoked", last_words=frame)
+                else:
+                    conn.push(frame, message_id)
 
     def connections(self, room_ids: list[int] | None = None):
         rooms = self.rooms if room_ids is None else {r: self.rooms.get(r, {}) for r in room_ids}

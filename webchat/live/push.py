@@ -8,10 +8,21 @@ renders and R writes. Every kind of push — messages, presence, typing — come
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import gettext as _
 
 from .. import i18n
 from . import events
 from .broker import Person
+
+
+def revoke_reason(reason: str) -> str:
+    texts = {
+        events.REMOVED: lambda: _("You were removed from this room."),
+        events.DEACTIVATED: lambda: _("Your account has been deactivated."),
+        events.LOGGED_OUT: lambda: _("You logged out. Log in again to continue."),
+        events.ROOM_GONE: lambda: _("This room was deleted."),
+    }
+    return texts.get(reason, lambda: _("You no longer have access to this room."))()
 
 
 class Renderer:
@@ -28,6 +39,8 @@ class Renderer:
                 return self._render("live/_push_message.html", m=message, prev=previous, tz=view.time_zone)
             if kind == events.PRESENCE:
                 return self._render("live/_presence.html", people=[Person(*p) for p in event["people"]])
+            if kind == events.REVOKE:
+                return self._render("live/_status.html", state="refused", reason=revoke_reason(event["reason"]))
             if kind == events.TYPING:
                 typers = [(Person(uid, name), left) for uid, name, left in event["typers"]]
                 return self._render("live/_typing.html", typers=typers)

@@ -35,7 +35,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .broker import Broker, Listener, Person, Restart
+from .broker import Broker, Listener, Person, Restart, UserListener
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +202,10 @@ class RedisBroker(Broker):
 
     # --- publish / subscribe ------------------------------------------------------
 
-    def listen(self, listener: Listener, restart: Restart | None = None) -> None:
-        super().listen(listener, restart)
+    def listen(
+        self, listener: Listener, restart: Restart | None = None, user_listener: UserListener | None = None
+    ) -> None:
+        super().listen(listener, restart, user_listener)
         self._ensure_listener()
 
     def wait_subscribed(self, timeout: float) -> bool:
@@ -236,6 +238,19 @@ class RedisBroker(Broker):
             return
         self._commands.back()
 
+    def publish_user(self, user_id: int, event: dict) -> None:
+        """When Redis fails, this process's sockets still hear it; the others are held
+        to the revocation by the checks every reconnect makes."""
+        self._ensure_listener()
+        payload = json.dumps({"user": user_id, "event": event}, separators=(",", ":"))
+        try:
+            self._redis.publish(f"{self.prefix}user:{user_id}", payload)
+        except redis.RedisError as exc:
+            self._commands.lost(exc)
+            self._deliver_user(user_id, event)
+            return
+        self._commands.back()
+
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
@@ -261,12 +276,14 @@ class RedisBroker(Broker):
     def _subscribe_and_read(self) -> None:
         pubsub = self._sub_redis.pubsub()
         self._pubsub = pubsub
-        pubsub.psubscribe(_glob_escape(self.prefix) + "room:*")
+        patterns = [_glob_escape(self.prefix) + "room:*", _glob_escape(self.prefix) + "user:*"]
+        pubsub.psubscribe(*patterns)
         deadline = time.monotonic() + 5.0
-        while True:  # the confirmation proves the subscription is in place
+        confirmed = 0
+        while confirmed < len(patterns):  # the confirmations prove the subscription is in place
             message = pubsub.get_message(timeout=1.0)
             if message and message["type"] == "psubscribe":
-                break
+                confirmed += 1
             if time.monotonic() > deadline:
                 raise redis.TimeoutError("no PSUBSCRIBE confirmation")
         self._run_id = self._redis.info("server").get("run_id")
@@ -300,6 +317,12 @@ class RedisBroker(Broker):
             payload = json.loads(data)
             if RESTART in payload:
                 self._restart_rooms([int(r) for r in payload[RESTART]])
+                return
+            if "user" in payload:
+                user_id, event = payload["user"], payload["event"]
+                if not isinstance(user_id, int) or not isinstance(event, dict):
+                    raise ValueError("bad user payload")
+                self._deliver_user(user_id, event)
                 return
             room_id, message_id, event = payload["room"], payload.get("id"), payload["event"]
             if not isinstance(room_id, int) or not isinstance(event, dict):

@@ -12,7 +12,7 @@ import contextlib
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, render_template, request
+from flask import Blueprint, current_app, g, render_template, request, session
 from flask_babel import gettext
 from flask_login import current_user
 from simple_websocket import Server
@@ -103,7 +103,8 @@ class LiveSession:
         self.room_id, self.room_name, self.after_id = room_id, room_name, after_id
         self.person = brokers.Person(current_user.id, current_user.username)
         self.view = View(current_language(), reader_zone())
-        self.conn = Connection(ws, cfg["WS_QUEUE_FRAMES"], self.view)
+        self.conn = Connection(ws, cfg["WS_QUEUE_FRAMES"], self.view, current_user.id, session.get("sid"))
+        self.conn.room_id = room_id
         self.max_frame = cfg["WS_MAX_FRAME_BYTES"]
         self.last_typing = 0.0
 
