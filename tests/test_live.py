@@ -336,12 +336,12 @@ def test_what_a_socket_showed_counts_as_read_in_the_room_list(pair):
     a.send("seen live by bob")
     b.wait_for("seen live by bob")
     _status, page = bob.get("/")
-    assert re.search(rf">{room}</span> <span class=\"unread\"", page), "unread while bob's socket is open"
+    assert re.search(rf">{room}</bdi></span> <span class=\"unread\"", page), "unread while bob's socket is open"
     b.close()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and re.search(rf">{room}</span> <span class=\"unread\"", bob.get("/")[1]):
+    while time.monotonic() < deadline and re.search(rf">{room}</bdi></span> <span class=\"unread\"", bob.get("/")[1]):
         time.sleep(0.1)
-    assert not re.search(rf">{room}</span> <span class=\"unread\"", bob.get("/")[1])
+    assert not re.search(rf">{room}</bdi></span> <span class=\"unread\"", bob.get("/")[1])
 
 
 def units_since(server, start: int, name: str) -> list:

@@ -96,7 +96,7 @@ def test_list_shows_name_owner_members_and_last_message(app, alice, bob):
     bob.get(room_url("general"))
     send(bob, "general", "hello from bob")
     [item] = room_items(text(alice.get("/")))
-    assert '<span class="room-name">general</span>' in item
+    assert '<span class="room-name"><bdi>general</bdi></span>' in item
     assert "by alice" in item
     assert "2 members" in item
     assert "<b>bob:</b> hello from bob" in item
@@ -120,7 +120,7 @@ def test_list_puts_the_newest_activity_first(alice, bob):
     create_room(alice, "third")
 
     def order():
-        return re.findall(r'<span class="room-name">(.*?)</span>', text(alice.get("/")))
+        return re.findall(r'<span class="room-name"><bdi>(.*?)</bdi></span>', text(alice.get("/")))
 
     assert order() == ["third", "second", "first"]
     send(bob, "first", "wake up")
@@ -146,7 +146,7 @@ def test_create_redirects_into_the_room_and_says_so(app, alice):
     response = create_room(alice, "general")
     assert response.headers["Location"] == "/room/general/"
     page = text(alice.get("/room/general/"))
-    assert '<h1 id="room-title">general</h1>' in page
+    assert '<h1 id="room-title"><bdi>general</bdi></h1>' in page
     assert stored(app, "general") == [("system", "alice", "created")]
     assert members(app, "general") == ["alice"]
     assert "<bdi>alice</bdi> created the room" in page
@@ -168,7 +168,7 @@ def test_chinese_room_is_listed_and_reachable(alice):
     create_room(alice, "聊天室")
     assert alice.get("/room/%E8%81%8A%E5%A4%A9%E5%AE%A4/").status_code == 200
     page = text(alice.get("/"))
-    assert '<span class="room-name">聊天室</span>' in page
+    assert '<span class="room-name"><bdi>聊天室</bdi></span>' in page
     assert 'href="/room/%E8%81%8A%E5%A4%A9%E5%AE%A4/"' in page
 
 

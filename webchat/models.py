@@ -18,6 +18,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def direct_title(name: str, reader: str) -> str:
+    names = name[1:].split("+")
+    return next((n for n in names if n != reader), reader)
+
+
 class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
@@ -46,8 +51,8 @@ class User(UserMixin, db.Model):
 
 class Room(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(50))
-    name_key: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Denormalised so the room list sorts by activity without scanning messages.
@@ -66,12 +71,28 @@ class Room(db.Model):
     ROOM = "room"
     DIRECT = "direct"
 
+    @property
+    def is_direct(self) -> bool:
+        return self.kind == self.DIRECT
+
+    def title_for(self, reader: str) -> str:
+        """What a reader calls the room: a direct conversation is named after the other
+        person (its name is "@<one>+<other>"; "+" is in no username, "@" starts no room)."""
+        if not self.is_direct:
+            return self.name
+        return direct_title(self.name, reader)
+
 
 class Message(db.Model):
     USER = "user"
     SYSTEM = "system"
+    # System events; ``body`` holds what the event names (the other person, the new name).
     CREATED = "created"
     JOINED = "joined"
+    ADDED = "added"
+    LEFT = "left"
+    REMOVED = "removed"
+    RENAMED = "renamed"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("room.id", ondelete="CASCADE"))

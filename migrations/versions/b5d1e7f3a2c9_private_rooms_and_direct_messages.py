@@ -19,9 +19,14 @@ def upgrade():
     with op.batch_alter_table('room', schema=None) as batch_op:
         batch_op.add_column(sa.Column('private', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('kind', sa.String(length=10), server_default='room', nullable=False))
+        # A direct conversation is named "@<one>+<other>": two 32-character usernames.
+        batch_op.alter_column('name', type_=sa.String(length=80), existing_type=sa.String(length=50))
+        batch_op.alter_column('name_key', type_=sa.String(length=80), existing_type=sa.String(length=50))
 
 
 def downgrade():
     with op.batch_alter_table('room', schema=None) as batch_op:
+        batch_op.alter_column('name_key', type_=sa.String(length=50), existing_type=sa.String(length=80))
+        batch_op.alter_column('name', type_=sa.String(length=50), existing_type=sa.String(length=80))
         batch_op.drop_column('kind')
         batch_op.drop_column('private')

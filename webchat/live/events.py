@@ -19,6 +19,7 @@ REVOKE = "revoke"  # access ended: say why, then close with a code htmx does not
 
 # Why a socket was closed for good (the text is rendered in each reader's language).
 REMOVED = "removed"  # from this room
+LEFT = "left"  # this room, from another tab
 DEACTIVATED = "deactivated"  # the account
 LOGGED_OUT = "logged_out"  # this session ended
 ROOM_GONE = "room_gone"  # the room was deleted

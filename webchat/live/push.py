@@ -18,6 +18,7 @@ from .broker import Person
 def revoke_reason(reason: str) -> str:
     texts = {
         events.REMOVED: lambda: _("You were removed from this room."),
+        events.LEFT: lambda: _("You left this room."),
         events.DEACTIVATED: lambda: _("Your account has been deactivated."),
         events.LOGGED_OUT: lambda: _("You logged out. Log in again to continue."),
         events.ROOM_GONE: lambda: _("This room was deleted."),

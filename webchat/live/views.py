@@ -80,10 +80,10 @@ def _serve(ws: Server, room_name: str) -> None:
         return _refuse(ws, gettext("This page's origin may not connect."))
     if not current_user.is_authenticated:
         return _refuse(ws, gettext("You are logged out. Log in again."))
-    room = service.find_room(room_name)
-    if room is None:
+    room, membership = service.room_for(room_name, current_user.id)
+    if room is None:  # a private room you are not in answers the same
         return _refuse(ws, gettext("This room does not exist."))
-    if not service.is_member(room.id, current_user.id):
+    if membership is None:
         return _refuse(ws, gettext("Open the room page to join it first."))
     after = request.args.get("after", "0")
     after_id = int(after) if after.isascii() and after.isdigit() and len(after) < 19 else 0

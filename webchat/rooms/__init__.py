@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from . import manage  # noqa: F401 - registers its routes on bp
 from .views import bp
 
 

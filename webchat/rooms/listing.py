@@ -12,12 +12,12 @@ from functools import cache
 
 from flask import get_template_attribute
 from markupsafe import Markup
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, false, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .. import fragments
 from ..extensions import db
-from ..models import Membership, Message, Room, User
+from ..models import Membership, Message, Room, User, direct_title
 
 PREVIEW_CHARS = 200  # the list shows 80; read a little more, never a 4,000-character body
 
@@ -37,7 +37,10 @@ class Preview:
 
 @dataclass(frozen=True)
 class RoomSummary:
-    name: str
+    name: str  # for the URL
+    title: str  # what this reader calls it: a direct conversation is named after the other person
+    direct: bool
+    private: bool
     owner: str
     members: int
     last_message: Preview | None
@@ -65,6 +68,8 @@ def _query():
     return (
         select(
             Room.name,
+            Room.kind,
+            Room.private,
             owner.username,
             func.coalesce(members.c.n, 0),
             mine.c.id,
@@ -81,22 +86,39 @@ def _query():
         .outerjoin(mine, mine.c.room_id == Room.id)
         .outerjoin(last, last.id == Room.last_message_id)
         .outerjoin(author, author.id == last.author_id)
+        # A private room (a direct conversation too) exists only for its members.
+        .where(or_(Room.private == false(), mine.c.id.is_not(None)))
         .order_by(Room.last_activity_at.desc(), Room.id.desc())
     )
 
 
-def room_list(reader_id: int) -> list[RoomSummary]:
+def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
     return [
         RoomSummary(
             name,
+            direct_title(name, reader_name) if kind == Room.DIRECT else name,
+            kind == Room.DIRECT,
+            private,
             owner_name,
             n,
-            Preview(kind, event, body, author_name, at) if last_id is not None else None,
+            Preview(last_kind, event, body, author_name, at) if last_id is not None else None,
             count if member_id is not None else None,
         )
-        for name, owner_name, n, member_id, count, last_id, kind, event, body, author_name, at in db.session.execute(
-            _query(), {"reader_id": reader_id}
-        )
+        for (
+            name,
+            kind,
+            private,
+            owner_name,
+            n,
+            member_id,
+            count,
+            last_id,
+            last_kind,
+            event,
+            body,
+            author_name,
+            at,
+        ) in db.session.execute(_query(), {"reader_id": reader_id})
     ]
 
 

@@ -56,6 +56,8 @@ def check_room_name(name: str) -> None:
         raise InvalidInput(gettext('A room name cannot contain / \\ ? # % < > or ".'), "name")
     if not any(ch.isalnum() for ch in name):
         raise InvalidInput(gettext("Use at least one letter or digit."), "name")
+    if name.startswith("@"):  # direct conversations are named "@<one>+<other>"
+        raise InvalidInput(gettext("A room name cannot start with @."), "name")
     if find_room(name) is not None:
         raise InvalidInput(gettext("A room with that name exists already."), "name")
 
@@ -68,9 +70,9 @@ def room_by_id(room_id: int) -> Room | None:
     return db.session.get(Room, room_id)
 
 
-def create_room(name: str, owner: User) -> Room:
+def create_room(name: str, owner: User, private: bool = False) -> Room:
     check_room_name(name)
-    room = Room(name=name, name_key=room_key(name), owner=owner)
+    room = Room(name=name, name_key=room_key(name), owner=owner, private=private)
     db.session.add(room)
     try:
         db.session.flush()
@@ -111,9 +113,13 @@ def _previous_query():
 
 
 def room_for(name: str, user_id: int) -> tuple[Room | None, Membership | None]:
-    """The room and the user's membership in it, in one query (every room page and post)."""
+    """The room and the user's membership in it, in one query (every room page, post
+    and socket). A private room the user is not in does not exist for them: (None, None),
+    the same answer as a name nobody uses, so a 404 never confirms that it exists."""
     row = db.session.execute(_room_for_query(), {"user_id": user_id, "key": room_key(name)}).first()
-    return (row[0], row[1]) if row else (None, None)
+    if row is None or (row[0].private and row[1] is None):
+        return None, None
+    return row[0], row[1]
 
 
 def membership(room_id: int, user_id: int) -> Membership | None:
@@ -138,6 +144,11 @@ def enter_room(room: Room, user: User) -> Membership:
         return membership(room.id, user.id)
     _store_and_publish(room, user, "", Message.SYSTEM, Message.JOINED, seen_by=mine)
     return mine
+
+
+def store_system(room: Room, actor: User, event: str, about: str = "") -> Message:
+    """A system message: what happened (``event``), by whom, and whom or what it names."""
+    return _store_and_publish(room, actor, about, Message.SYSTEM, event)
 
 
 def clean_text(text: object) -> str:

@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from ..timefmt import reader_view
 from . import history, listing, service
+from . import membership as membership_rules
 from .forms import CreateRoomForm
 
 bp = Blueprint("rooms", __name__)
@@ -12,8 +13,13 @@ bp = Blueprint("rooms", __name__)
 
 @bp.route("/")
 def index():
-    items = listing.rendered_items(listing.room_list(current_user.id), reader_view())
-    return render_template("rooms/index.html", items=items)
+    rooms = listing.room_list(current_user.id, current_user.username)
+    view = reader_view()
+    return render_template(
+        "rooms/index.html",
+        items=listing.rendered_items([s for s in rooms if not s.direct], view),
+        directs=listing.rendered_items([s for s in rooms if s.direct], view),
+    )
 
 
 @bp.route("/create/", methods=["GET", "POST"])
@@ -21,7 +27,7 @@ def create():
     form = CreateRoomForm()
     if form.validate_on_submit():
         try:
-            room = service.create_room(form.name.data, current_user)
+            room = service.create_room(form.name.data, current_user, private=form.private.data)
         except service.InvalidInput as exc:
             form.name.errors = [str(exc)]
         else:
@@ -44,7 +50,7 @@ def room(room_name: str):
     room, membership = service.room_for(room_name, current_user.id)
     if room is None:
         abort(404)
-    if membership is None:
+    if membership is None:  # a public room: anyone may join
         membership = service.enter_room(room, current_user)
     error, draft = None, ""
     if request.method == "POST":
@@ -69,6 +75,8 @@ def room(room_name: str):
     html = render_template(
         "rooms/room.html",
         room=room,
+        title=room.title_for(current_user.username),
+        can_manage=membership_rules.can_manage(room, current_user),
         part=part,
         live=live,
         error=error,
