@@ -233,6 +233,15 @@ def spread(count: int, start: datetime, step: timedelta) -> list[datetime]:
     return [start + i * step for i in range(count)]
 
 
+def no_horizontal_scroll(page) -> None:
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
+    log_widths = page.evaluate(
+        "() => { const l = document.getElementById('log'); return l ? [l.scrollWidth, l.clientWidth] : [0, 0] }"
+    )
+    assert log_widths[0] <= log_widths[1], f"the log scrolls sideways: {log_widths}"
+
+
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from webchat.models import utcnow
 
 from ..liveserver import Browser
-from .conftest import DESKTOP, PASSWORD, PHONE, screenshot, seed_messages, seed_room
+from .conftest import DESKTOP, PASSWORD, PHONE, no_horizontal_scroll, screenshot, seed_messages, seed_room
 
 READER = "alice"
 
@@ -81,15 +81,6 @@ def log_in(page, base_url: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Password").press("Enter")
     page.get_by_role("heading", name="Rooms").wait_for()
-
-
-def no_horizontal_scroll(page) -> None:
-    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
-    log_widths = page.evaluate(
-        "() => { const l = document.getElementById('log'); return l ? [l.scrollWidth, l.clientWidth] : [0, 0] }"
-    )
-    assert log_widths[0] <= log_widths[1], f"the log scrolls sideways: {log_widths}"
 
 
 def open_room(page, name: str = "Weekend hike") -> None:
