@@ -210,6 +210,14 @@ def seed_messages(database_url: str, room_name: str, lines: list[tuple[str, str,
     return ids
 
 
+def seed_conversation(
+    database_url: str, room_name: str, owner: str, created_at: datetime, lines: list[tuple[str, str, datetime]]
+) -> list[int]:
+    """A room ``owner`` created at ``created_at`` and what was said in it (seed_messages)."""
+    seed_room(database_url, room_name, owner, created_at)
+    return seed_messages(database_url, room_name, lines)
+
+
 def stored_bodies(database_url: str, room_name: str) -> list[str]:
     """What people have said in a room, oldest first, straight from the database."""
     from webchat.extensions import db

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from webchat.models import utcnow
 
 from ..liveserver import Browser
-from .conftest import DESKTOP, PASSWORD, PHONE, no_horizontal_scroll, screenshot, seed_messages, seed_room, sign_up
+from .conftest import DESKTOP, PASSWORD, PHONE, no_horizontal_scroll, screenshot, seed_conversation, sign_up
 
 READER = "林小雨"
 ZONE = "Asia/Shanghai"
@@ -63,30 +63,33 @@ def chinese_room(web, live_database_url, chromium):
     def at(base: datetime, minutes: int) -> datetime:
         return base + timedelta(minutes=minutes)
 
-    seed_room(live_database_url, "产品设计评审", "张晓梅", at(yesterday, -600))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "产品设计评审",
+        "张晓梅",
+        at(yesterday, -600),
         [
             ("张晓梅", "设置页面的新设计稿已经上传了，大家看看", at(yesterday, -590)),
             ("陈思远", "看起来很清爽。旧的快捷键能保留吗？", at(yesterday, -570)),
             (READER, "请保留，我每天都在用", at(yesterday, -560)),
         ],
     )
-    seed_room(live_database_url, "读书会", "陈思远", at(yesterday, -300))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "读书会",
+        "陈思远",
+        at(yesterday, -300),
         [
             ("陈思远", "下周读《三体》第二部，大家觉得怎么样？", at(yesterday, -290)),
             ("王建国", "好啊，我正想重读一遍 📚", at(yesterday, -280)),
         ],
     )
-    seed_room(live_database_url, ROOM, READER, at(yesterday, 0))
     stamped = at(today, 22)
-    seed_messages(
+    seed_conversation(
         live_database_url,
         ROOM,
+        READER,
+        at(yesterday, 0),
         [
             ("王建国", "周六有人一起去爬山吗？🥾", at(yesterday, 2)),
             ("王建国", "天气预报说是晴天：https://weather.example.com/hangzhou?day=saturday", at(yesterday, 3)),

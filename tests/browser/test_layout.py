@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from webchat.models import utcnow
 
 from ..liveserver import Browser
-from .conftest import DESKTOP, PASSWORD, PHONE, no_horizontal_scroll, screenshot, seed_messages, seed_room
+from .conftest import DESKTOP, PASSWORD, PHONE, no_horizontal_scroll, screenshot, seed_conversation
 
 READER = "alice"
 
@@ -30,29 +30,32 @@ def showcase(web, live_database_url):
     def at(base, minutes):
         return base + timedelta(minutes=minutes)
 
-    seed_room(live_database_url, "Design reviews", "dora", at(yesterday, -600))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "Design reviews",
+        "dora",
+        at(yesterday, -600),
         [
             ("dora", "New mock-ups for the settings page are up", at(yesterday, -590)),
             ("chen", "Looks clean. Can we keep the old shortcut keys?", at(yesterday, -570)),
             (READER, "Yes please, I use them all the time", at(yesterday, -560)),
         ],
     )
-    seed_room(live_database_url, "读书会 · Book club", "chen", at(yesterday, -300))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "读书会 · Book club",
+        "chen",
+        at(yesterday, -300),
         [
             ("chen", "下周读《三体》第二部，大家觉得怎么样？", at(yesterday, -290)),
             ("bob", "Sounds good to me!", at(yesterday, -280)),
         ],
     )
-    seed_room(live_database_url, "Weekend hike", READER, at(yesterday, 0))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "Weekend hike",
+        READER,
+        at(yesterday, 0),
         [
             ("bob", "Anyone up for a hike on Saturday? 🥾", at(yesterday, 2)),
             (
