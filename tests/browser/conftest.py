@@ -210,6 +210,14 @@ def seed_messages(database_url: str, room_name: str, lines: list[tuple[str, str,
     return ids
 
 
+def seed_conversation(
+    database_url: str, room_name: str, owner: str, created_at: datetime, lines: list[tuple[str, str, datetime]]
+) -> list[int]:
+    """A room ``owner`` created at ``created_at`` and what was said in it (seed_messages)."""
+    seed_room(database_url, room_name, owner, created_at)
+    return seed_messages(database_url, room_name, lines)
+
+
 def stored_bodies(database_url: str, room_name: str) -> list[str]:
     """What people have said in a room, oldest first, straight from the database."""
     from webchat.extensions import db
@@ -231,6 +239,15 @@ def stored_bodies(database_url: str, room_name: str) -> list[str]:
 
 def spread(count: int, start: datetime, step: timedelta) -> list[datetime]:
     return [start + i * step for i in range(count)]
+
+
+def no_horizontal_scroll(page) -> None:
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
+    log_widths = page.evaluate(
+        "() => { const l = document.getElementById('log'); return l ? [l.scrollWidth, l.clientWidth] : [0, 0] }"
+    )
+    assert log_widths[0] <= log_widths[1], f"the log scrolls sideways: {log_widths}"
 
 
 def screenshot(page, name: str) -> None:

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from webchat.models import utcnow
 
 from ..liveserver import Browser
-from .conftest import DESKTOP, PASSWORD, PHONE, screenshot, seed_messages, seed_room
+from .conftest import DESKTOP, PASSWORD, PHONE, no_horizontal_scroll, screenshot, seed_conversation
 
 READER = "alice"
 
@@ -30,29 +30,32 @@ def showcase(web, live_database_url):
     def at(base, minutes):
         return base + timedelta(minutes=minutes)
 
-    seed_room(live_database_url, "Design reviews", "dora", at(yesterday, -600))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "Design reviews",
+        "dora",
+        at(yesterday, -600),
         [
             ("dora", "New mock-ups for the settings page are up", at(yesterday, -590)),
             ("chen", "Looks clean. Can we keep the old shortcut keys?", at(yesterday, -570)),
             (READER, "Yes please, I use them all the time", at(yesterday, -560)),
         ],
     )
-    seed_room(live_database_url, "读书会 · Book club", "chen", at(yesterday, -300))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "读书会 · Book club",
+        "chen",
+        at(yesterday, -300),
         [
             ("chen", "下周读《三体》第二部，大家觉得怎么样？", at(yesterday, -290)),
             ("bob", "Sounds good to me!", at(yesterday, -280)),
         ],
     )
-    seed_room(live_database_url, "Weekend hike", READER, at(yesterday, 0))
-    seed_messages(
+    seed_conversation(
         live_database_url,
         "Weekend hike",
+        READER,
+        at(yesterday, 0),
         [
             ("bob", "Anyone up for a hike on Saturday? 🥾", at(yesterday, 2)),
             (
@@ -81,15 +84,6 @@ def log_in(page, base_url: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Password").press("Enter")
     page.get_by_role("heading", name="Rooms").wait_for()
-
-
-def no_horizontal_scroll(page) -> None:
-    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
-    log_widths = page.evaluate(
-        "() => { const l = document.getElementById('log'); return l ? [l.scrollWidth, l.clientWidth] : [0, 0] }"
-    )
-    assert log_widths[0] <= log_widths[1], f"the log scrolls sideways: {log_widths}"
 
 
 def open_room(page, name: str = "Weekend hike") -> None:
