@@ -59,7 +59,7 @@ ensure_venv() {
 }
 
 ensure_chromium() {
-  [ -x /usr/bin/chromium ] || apt_install chromium fonts-noto-cjk || true
+  [ -x /usr/bin/chromium ] || apt_install chromium fonts-noto-cjk fonts-noto-color-emoji || true
 }
 
 pg_up() { "$VENV/bin/python" - <<'PY' 2>/dev/null

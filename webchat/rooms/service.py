@@ -1,7 +1,8 @@
 """The rules of rooms and messages. Views and the WebSocket both call these.
 
 ``post_message`` is the one way a message enters the system: validate, store and
-commit (the database is the truth), then render the fragment once and publish it.
+commit (the database is the truth), then publish it as an event, which every process
+renders once per view of its sockets (webchat/live/push.py).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def clean_text(text: object) -> str:
 
 
 def post_message(room: Room, user: User, text: object) -> Message:
-    """Validate, store, commit, then push the rendered message to the room."""
+    """Validate, store, commit, then publish the message to the room."""
     body = clean_text(text)
     cfg = current_app.config
     if not broker.get().allow(f"rate:{user.id}", cfg["RATE_LIMIT_COUNT"], cfg["RATE_LIMIT_WINDOW"]):
@@ -202,8 +203,8 @@ def _store_and_publish(
     The two writes are plain statements built once, not the ORM's unit of work: on the
     path of every message, its bookkeeping cost more than the INSERT itself.
     """
-    # The previous message decides grouping under one name; the fragment depends on
-    # nothing else, so it is rendered once for every reader.
+    # The previous message decides grouping under one name and the day's heading; the
+    # event carries it, so delivery reads nothing from the database.
     previous = (
         db.session.execute(_previous_query(), {"id": room.last_message_id}).first() if room.last_message_id else None
     )
