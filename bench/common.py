@@ -72,6 +72,9 @@ class Server:
 
     ``database_url``: None for SQLite in ``tmp``, or a PostgreSQL server's admin URL, on
     which ``prepare()`` creates a database of its own and ``stop()`` drops it.
+    ``app_root``: the checkout the server (and its migration) runs from, with its own
+    gunicorn.conf.py, wsgi.py and migrations; this bench's checkout by default. Another
+    checkout of an older commit is measured by the current bench code.
     """
 
     def __init__(
@@ -85,11 +88,13 @@ class Server:
         server_cpus: str = "0",
         database_url: str | None = None,
         ready_path: str = "/login/",
+        app_root: Path | None = None,
     ) -> None:
         if database_url and not is_postgres(database_url):
             raise ValueError(f"--database-url must be a PostgreSQL URL (postgresql://...), not {database_url!r}")
         self.tmp = tmp
         self.app = app
+        self.root = Path(app_root).resolve() if app_root else ROOT
         self.workers_wanted = workers
         self.redis = redis
         self.server_cpus = server_cpus
@@ -148,7 +153,7 @@ class Server:
             self.db_created = True
         env = {k: v for k, v in self.env.items() if k != "REDIS_URL"}
         cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
-        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise RuntimeError(f"migration failed:\n{out.stdout}\n{out.stderr}")
 
@@ -173,7 +178,7 @@ class Server:
         self.log_file = open(self.log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
             self.command(),
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
@@ -323,6 +328,13 @@ class User:
                     self.cookies.pop(key, None)
         conn.close()
         return resp.status, text
+
+    def set_view(self, language: str, time_zone: str) -> None:
+        """Save the language ("" = the browser's, "en", "zh_Hans") and time zone through
+        ``/settings/``, as the form would; sockets opened afterwards get that view."""
+        status, text = self.submit("/settings/", {"language": language, "time_zone": time_zone})
+        if status != 303:
+            raise RuntimeError(f"settings of {self.name} failed ({status}): {text[-500:]}")
 
     def csrf_token(self, path: str) -> str:
         status, page = self.request("GET", path)
@@ -477,11 +489,33 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app-env", default="production", choices=["production", "testing"], help="APP_ENV (production)")
     p.add_argument("--server-cpus", default="0", help="taskset CPU list for gunicorn (0); '' to not pin")
     p.add_argument("--client-cpus", default="1", help="CPU list for the load generator (1); '' to not pin")
+    p.add_argument(
+        "--app-root",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="start the server (and migrate its database) from this checkout instead of the bench's own,\n"
+        "e.g. an older commit: git worktree add /tmp/webchat-old 7483078; the bench code stays this one",
+    )
+
+
+def server_options(args: argparse.Namespace) -> dict:
+    """``Server`` keyword arguments from the options of ``add_server_options``."""
+    return {
+        "app_env": args.app_env,
+        "server_cpus": args.server_cpus,
+        "database_url": args.database_url,
+        "app_root": args.app_root,
+    }
 
 
 def check_server_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.database_url and not is_postgres(args.database_url):
         p.error("--database-url must be a PostgreSQL URL (postgresql://...)")
+    if args.app_root is not None:
+        missing = [f for f in ("wsgi.py", "gunicorn.conf.py", "migrations") if not (args.app_root / f).exists()]
+        if missing:
+            p.error(f"--app-root {args.app_root} is not a webchat checkout (no {', '.join(missing)})")
 
 
 # --- numbers and text -------------------------------------------------------------------
@@ -506,14 +540,14 @@ def summarise(errors: list[str], top: int = 5) -> list[str]:
     return [f"{e} (x{n})" if n > 1 else e for e, n in collections.Counter(errors).most_common(top)]
 
 
-def git_commit() -> str:
-    """The short commit of the bench's checkout, with '+changes' when the tree is dirty."""
+def git_commit(root: Path = ROOT) -> str:
+    """The short commit of a checkout (the bench's own by default), with '+changes' when the tree is dirty."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -521,3 +555,25 @@ def git_commit() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     return (head or "?") + ("+changes" if dirty else "")
+
+
+# --- the end of a run --------------------------------------------------------------------
+
+
+def remove_tmp(tmp: Path, keep: bool) -> None:
+    if keep:
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(
+    report: str, script: str, argv: list[str] | None, started: float, output: str | None, extra: str = ""
+) -> None:
+    """Print the report, the command that made it and its run time, then ``extra``; and write
+    the same to ``output`` when given."""
+    given = " ".join(sys.argv[1:] if argv is None else argv)
+    report += f"\n\nCommand: `python bench/{script} {given}` ({time.monotonic() - started:.0f} s)" + extra
+    print(report)
+    if output:
+        Path(output).write_text(report + "\n")

@@ -93,7 +93,7 @@ class TracedServer(Server):
             conf = tmp / "gunicorn.trace.conf.py"
             conf.write_text(TRACE_CONF)
             self.conf = str(conf)
-            self.env.update(BENCH_ROOT=str(ROOT), BENCH_TRACE_DIR=str(self.trace_dir))
+            self.env.update(BENCH_ROOT=str(self.root), BENCH_TRACE_DIR=str(self.trace_dir))
             if trace_memory:
                 self.env["BENCH_TRACE_MEMORY"] = "1"
             if gc_stats:

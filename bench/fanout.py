@@ -8,7 +8,13 @@ from this process pinned to another core (core 1). It measures:
 
 * fan-out latency p50/p99 (sender's write -> each reader's read) at a steady send rate
   for several reader counts, and loss: every reader must get every message id once;
-* the highest send rate with p99 under 250 ms and nothing lost (a bounded ramp);
+* the highest send rate with p99 under 250 ms and nothing lost (a bounded ramp, refined
+  between its last passing and first failing rate), with every reader in one view, and
+  again with the readers split over two views (简体中文/Asia/Shanghai and English/UTC, set
+  through /settings/ and checked with a probe message): pushes are rendered once per view,
+  so the ratio of the two ceilings is the price of a second view;
+* the server's CPU per message when messages go to many small rooms (``--app-root`` runs
+  the server from another checkout, e.g. an older commit, for a before/after pair);
 * the worker's RSS per idle socket (RSS before/after opening N idle sockets, / N).
 
 The load generator is one thread and one epoll loop over raw non-blocking sockets with
@@ -37,14 +43,18 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import _syspath  # noqa: F401 - first: puts the repository root on sys.path, takes bench/ off
 
@@ -55,11 +65,15 @@ from bench.common import (
     add_server_options,
     check_server_options,
     fmt,
+    git_commit,
     log,
     pct,
     percentile,
     pin_self,
+    publish,
     raise_fd_limit,
+    remove_tmp,
+    server_options,
     summarise,
 )
 from bench.diagnostics import Profiler, TracedServer, gc_summary, trace_report
@@ -67,6 +81,12 @@ from bench.wsclient import WS, Loop, Phase, loadgen_check, open_sockets
 
 P99_LIMIT_MS = 250.0
 TARGET = {"readers": 500, "rate": 50, "p99_ms": 100.0, "kb_per_socket": 48.0}
+# The two-view ramp: reader users alternate between these (language, time zone) settings.
+TWO_VIEWS = (("zh_Hans", "Asia/Shanghai"), ("en", "UTC"))
+TWO_VIEW_TARGET = 0.80  # two-view ceiling / single-view ceiling
+DISTURBED = 0.20  # other load on the server's core above which a deciding ramp step is flagged
+# A pushed message's time: UTC instant, full date + zone name, clock, all in the socket's view.
+MSG_TIME_RE = re.compile(rb'<time class="msg-time" datetime="([^"]+)" title="([^"]*)">([^<]*)</time>')
 
 
 # --- measurements -------------------------------------------------------------------
@@ -102,6 +122,8 @@ class Result:
     deliveries_per_s: float = 0.0  # messages/s x readers of each message's room
     cpu_ms_per_msg: float = 0.0  # worker CPU time / messages sent
     cpu_us_per_delivery: float = 0.0  # worker CPU time / (message, reader) deliveries
+    views: int = 1  # (language, time zone) views the readers are split over
+    ramp: int = 0  # a step of the ramp with this many views; 0: not a ramp step
 
     @property
     def ok(self) -> bool:
@@ -113,6 +135,44 @@ class Result:
             and self.p99 is not None
             and self.p99 < P99_LIMIT_MS
         )
+
+
+@dataclass
+class ViewCheck:
+    """Did each reader get the probe message rendered for its own view?"""
+
+    readers: collections.Counter = field(default_factory=collections.Counter)  # view -> readers
+    ok: collections.Counter = field(default_factory=collections.Counter)  # view -> readers with a right frame
+    sample: dict = field(default_factory=dict)  # view -> one frame's time title and clock
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.readers) and not self.problems and len(self.readers) == len(TWO_VIEWS)
+
+
+def view_problem(frame: bytes, view: tuple[str, str]) -> str | None:
+    """None when the pushed message in ``frame`` is rendered for ``view`` = (language, zone):
+    its clock is the UTC instant in that zone, its title names the zone, and the title's
+    date is Chinese exactly when the language is."""
+    language, tz = view
+    match = MSG_TIME_RE.search(frame)
+    if not match:
+        return 'no <time class="msg-time"> in the pushed message'
+    iso, title, clock = (g.decode(errors="replace") for g in match.groups())
+    local = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(tz))
+    if clock != f"{local:%H:%M}":
+        return f"clock {clock} for {iso}, not {local:%H:%M} ({tz})"
+    if not title.endswith(" " + tz):
+        return f"title {title!r} does not name {tz}"
+    if any("\u4e00" <= c <= "\u9fff" for c in title) != (language == "zh_Hans"):
+        return f"title {title!r} is not in {language}"
+    return None
+
+
+def post_frame(text: str) -> str:
+    """What the room page's composer sends over the socket (JSON, htmx ws extension style)."""
+    return json.dumps({"message": text, "csrf_token": "bench", "HEADERS": {"HX-Request": "true"}})
 
 
 @dataclass
@@ -138,6 +198,8 @@ class Bench:
         self.after = 0
         self.max_mid = 0
         self.memory_trace = ""
+        self.view_check: ViewCheck | None = None
+        self.views: dict[str, tuple[str, str]] = {}  # reader user name -> (language, zone) once split
 
     def setup_users(self) -> None:
         tag = secrets.token_hex(2)
@@ -156,6 +218,8 @@ class Bench:
 
     def set_readers(self, n: int) -> None:
         self.readers = [r for r in self.readers if not r.closed]
+        if len(self.readers) == n:
+            return
         if len(self.readers) > n:
             for ws in self.readers[n:]:
                 self.loop.drop(ws)
@@ -253,9 +317,7 @@ class Bench:
                         k += 1
                         continue
                     ws = alive[turn % len(alive)]
-                body = json.dumps(
-                    {"message": f"#Q{ph.seq0 + k}#", "csrf_token": "bench", "HEADERS": {"HX-Request": "true"}}
-                )
+                body = post_frame(f"#Q{ph.seq0 + k}#")
                 sent_at = mono()
                 ph.send_t.append(sent_at)
                 try:
@@ -329,6 +391,7 @@ class Bench:
             spread_p50=percentile(spread, 0.5) if spread else None,
             spread_p99=percentile(spread, 0.99) if spread else None,
             rooms=len(groups),
+            views=len(set(self.views.values())) if self.views else 1,
             deliveries_per_s=rate * expected / count,
             cpu_ms_per_msg=cpu.server_seconds * 1000.0 / max(1, state["k"]),
             cpu_us_per_delivery=cpu.server_seconds * 1e6 / max(1, ph.delivered),
@@ -349,6 +412,115 @@ class Bench:
         if any(s.closed for s in self.senders):
             self.open_senders()
         return result
+
+    def ramp(self, views: int, started: float) -> list[Result]:
+        """The ramp: --ramp-rates in order until the first failure, then --ramp-refine steps
+        at the geometric middle between the highest rate that passed and the lowest that
+        failed (a doubling ramp alone only tells ceilings apart by a factor of 2)."""
+        args = self.args
+        label = "ramp" if views == 1 else f"ramp {views} views"
+        out: list[Result] = []
+
+        def step(rate: float) -> bool | None:
+            if time.monotonic() - started > args.max_seconds:
+                log("time budget spent: ending the ramp")
+                return None
+            self.set_readers(args.ramp_readers)  # replace any socket the server closed
+            result = self.run_phase(f"{label} {rate:g}/s", rate, args.ramp_duration)
+            result.ramp = views
+            out.append(result)
+            if not result.ok:
+                self.wait_quiet()  # an overloaded step leaves a backlog: let the worker finish it
+            return result.ok
+
+        passed = failed = None
+        for rate in args.ramp_rates:
+            ok = step(rate)
+            if ok is None:
+                return out
+            if not ok:
+                failed = rate
+                break
+            passed = rate
+        for _ in range(args.ramp_refine):
+            if passed is None or failed is None:
+                break
+            rate = round(math.sqrt(passed * failed))
+            if not passed < rate < failed:
+                break
+            ok = step(rate)
+            if ok is None:
+                break
+            passed, failed = (rate, failed) if ok else (passed, rate)
+        return out
+
+    def wait_quiet(self, limit: float = 15.0) -> None:
+        """Read until the worker's CPU falls under 15 % of a core over half a second (bounded)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            cpu0, t0 = self.server.cpu_seconds(), time.monotonic()
+            self.loop.spin(0.5)
+            if (self.server.cpu_seconds() - cpu0) / (time.monotonic() - t0) < 0.15:
+                return
+
+    def split_views(self) -> ViewCheck:
+        """Half the reader users read 简体中文 in Asia/Shanghai, half English in UTC, set as a
+        browser would (GET /settings/ for the CSRF token, POST the form). A socket's view is
+        fixed when it opens, so the reader sockets are reopened; then ``check_views``."""
+        for i, user in enumerate(self.reader_users):
+            view = TWO_VIEWS[i % len(TWO_VIEWS)]
+            user.set_view(*view)
+            self.views[user.name] = view
+        names = " and ".join(map("/".join, TWO_VIEWS))
+        log(f"two views: {len(self.reader_users)} reader users alternate between {names}")
+        self.set_readers(0)
+        self.set_readers(self.args.ramp_readers)
+        self.view_check = self.check_views()
+        return self.view_check
+
+    def check_views(self, timeout: float = 10.0) -> ViewCheck:
+        """One probe message (body ``#V<hex>#``, which the load generator does not count): every
+        reader must get it rendered for its own user's view (``view_problem``)."""
+        readers = [r for r in self.readers if not r.closed]
+        for ws in readers:
+            ws.keep = []
+        token = f"#V{secrets.token_hex(4)}#".encode()
+        sender = next((s for s in self.senders if not s.closed), None)
+        if sender is None:
+            raise RuntimeError("every sender socket is closed")
+        sender.send_text(post_frame(token.decode()))
+        waiting = set(readers)
+
+        def done() -> bool:
+            for ws in [w for w in waiting if any(token in f for f in w.keep)]:
+                waiting.discard(ws)
+            return not waiting
+
+        self.loop.run(time.monotonic() + timeout, done=done)
+        check = ViewCheck()
+        for ws in readers:
+            frame = next((f for f in ws.keep if token in f), None)
+            ws.keep = None
+            view = self.views.get(ws.user.name) if ws.user else None
+            if view is None:
+                check.problems.append("a reader socket of a user without a view setting")
+                continue
+            check.readers[view] += 1
+            problem = f"no probe message within {timeout:g} s" if frame is None else view_problem(frame, view)
+            if problem:
+                check.problems.append(f"{ws.user.name} ({'/'.join(view)}): {problem}")
+                continue
+            check.ok[view] += 1
+            if view not in check.sample:
+                _, title, clock = (g.decode() for g in MSG_TIME_RE.search(frame).groups())
+                check.sample[view] = f"{clock}, title {title!r}"
+        check.problems = summarise(check.problems)
+        log(
+            "  view check: "
+            + "; ".join(f"{'/'.join(v)}: {check.ok[v]} of {n} readers ok" for v, n in check.readers.items())
+            + (f"; problems: {'; '.join(check.problems)}" if check.problems else "")
+        )
+        return check
 
     def many_rooms(self, rooms: int, per_room: int, rate: float, duration: float) -> Result:
         """``rooms`` rooms of ``per_room`` reader sockets each and one sender socket each; messages
@@ -381,12 +553,20 @@ class Bench:
 # --- report -----------------------------------------------------------------------------
 
 
-def table(results: list[Result], memory: dict | None, args: argparse.Namespace, server: Server | None) -> str:
+def table(
+    results: list[Result],
+    memory: dict | None,
+    args: argparse.Namespace,
+    server: Server | None,
+    view_check: ViewCheck | None = None,
+) -> str:
     mode = f"{args.workers} gevent worker{'s' if args.workers > 1 else ''}"
     mode += f" + Redis ({args.redis})" if args.redis else ", in-process broker"
+    app = f"app from {args.app_root} at commit" if args.app_root else "commit"
     lines = [
         f"### webchat fan-out, {mode}, APP_ENV={args.app_env}, {server.database if server else 'SQLite'}, "
-        f"server on CPU {args.server_cpus}, load generator on CPU {args.client_cpus}",
+        f"server on CPU {args.server_cpus}, load generator on CPU {args.client_cpus}, "
+        f"{app} {git_commit(server.root) if server else '?'}",
         "",
         "| run | readers | msg/s | sent | deliveries/s | p50 ms | p99 ms | max ms | 1st reader p50/p99 "
         "| spread p50/p99 | lost | dup | closed | server CPU | server CPU ms/msg | µs/delivery | loadgen CPU "
@@ -398,6 +578,7 @@ def table(results: list[Result], memory: dict | None, args: argparse.Namespace, 
         if r.ok and r.rooms == 1 and r.sockets >= TARGET["readers"] and r.rate >= TARGET["rate"]:
             verdict = "meets target" if (r.p99 or 1e9) < TARGET["p99_ms"] else "ok (p99 over target)"
         readers = f"{r.sockets} ({r.rooms} rooms)" if r.rooms > 1 else f"{r.sockets}"
+        readers += f" ({r.views} views)" if r.views > 1 else ""
         lines.append(
             f"| {r.name} | {readers} | {r.rate:g} | {r.sent} | {r.deliveries_per_s:,.0f} | {fmt(r.p50)} "
             f"| {fmt(r.p99)} | {fmt(r.max)} | {fmt(r.first_p50)}/{fmt(r.first_p99)} "
@@ -406,18 +587,7 @@ def table(results: list[Result], memory: dict | None, args: argparse.Namespace, 
             f"| {r.cpu_us_per_delivery:.0f} | {r.loadgen_cpu:.0%} | {pct(r.other_server)}/{pct(r.other_client)} "
             f"| {verdict} |"
         )
-    ramp = [r for r in results if r.name.startswith("ramp")]
-    if ramp:
-        best = max((r for r in ramp if r.ok), key=lambda r: r.rate, default=None)
-        lines.append("")
-        if best:
-            lines.append(
-                f"**Highest rate with p99 < {P99_LIMIT_MS:g} ms and nothing lost: {best.rate:g} msg/s to "
-                f"{best.sockets} readers = {best.rate * best.sockets:,.0f} deliveries/s** "
-                f"(p99 {fmt(best.p99)} ms)."
-            )
-        else:
-            lines.append(f"**No ramp step met p99 < {P99_LIMIT_MS:g} ms with nothing lost.**")
+    lines += ramp_summary(results, view_check)
     if memory:
         lines += [
             "",
@@ -466,6 +636,54 @@ def table(results: list[Result], memory: dict | None, args: argparse.Namespace, 
     return "\n".join(lines)
 
 
+def ramp_summary(results: list[Result], view_check: ViewCheck | None) -> list[str]:
+    """Each ramp's ceiling (deliveries/s at p99 < 250 ms, nothing lost) and the two-view ratio."""
+    lines: list[str] = []
+    ceilings: dict[int, float] = {}
+    for views in sorted({r.ramp for r in results if r.ramp}):
+        steps = [r for r in results if r.ramp == views]
+        best = max((r for r in steps if r.ok), key=lambda r: r.rate, default=None)
+        failed = min((r for r in steps if not r.ok), key=lambda r: r.rate, default=None)
+        what = "one view (en/UTC)" if views == 1 else f"{views} views ({', '.join(map('/'.join, TWO_VIEWS))})"
+        bound = f"; {failed.rate:g} msg/s failed" if failed else "; no step failed"
+        lines.append("")
+        if best:
+            ceilings[views] = best.deliveries_per_s
+            lines.append(
+                f"**Highest rate with p99 < {P99_LIMIT_MS:g} ms and nothing lost, {what}: {best.rate:g} msg/s to "
+                f"{best.sockets} readers = {best.deliveries_per_s:,.0f} deliveries/s** (p99 {fmt(best.p99)} ms{bound})."
+            )
+        else:
+            ceilings[views] = 0.0
+            lines.append(f"**{what}: no ramp step met p99 < {P99_LIMIT_MS:g} ms with nothing lost.**")
+        disturbed = [r for r in (best, failed) if r and (r.other_server or 0.0) > DISTURBED]
+        if disturbed:
+            lines.append(
+                "(Disturbed: other load on the server's core was "
+                + ", ".join(f"{pct(r.other_server)} at {r.rate:g} msg/s" for r in disturbed)
+                + ", on a step that decides this ceiling: repeat the run.)"
+            )
+    if view_check is not None:
+        per_view = "; ".join(
+            f"{'/'.join(v)}: {view_check.ok[v]} of {n} readers ok (e.g. {view_check.sample.get(v, '-')})"
+            for v, n in view_check.readers.items()
+        )
+        verdict = "ok" if view_check.passed else "**FAIL**: the two-view figures do not measure two views"
+        lines += ["", f"View check (one probe message, each reader's frame for its own view): {per_view}: {verdict}."]
+        lines += [f"- {p}" for p in view_check.problems]
+    if 1 in ceilings and 2 in ceilings and ceilings[1]:
+        ratio = ceilings[2] / ceilings[1]
+        valid = view_check is not None and view_check.passed
+        verdict = ("pass" if ratio >= TWO_VIEW_TARGET else "FAIL") if valid else "not valid (view check failed)"
+        lines.append(
+            f"**Two-view ceiling / single-view ceiling: {ceilings[2]:,.0f} / {ceilings[1]:,.0f} deliveries/s = "
+            f"{ratio:.0%}** (target ≥ {TWO_VIEW_TARGET:.0%}: {verdict}). A ceiling lies between its highest "
+            "passing rate and its lowest failing one, so the ratio is only as fine as the ramp's steps "
+            "(--ramp-refine)."
+        )
+    return lines
+
+
 # --- main -----------------------------------------------------------------------------
 
 
@@ -491,6 +709,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--ramp-readers", type=int, default=None, help="readers during the ramp (largest --readers)")
     p.add_argument("--ramp-duration", type=float, default=5.0, help="seconds per ramp step (5)")
+    p.add_argument(
+        "--ramp-refine",
+        type=int,
+        default=2,
+        help="after the first failing rate, this many steps at the geometric middle of the highest\n"
+        "passing and the lowest failing rate (2: ceilings to within a factor of 1.19)",
+    )
+    p.add_argument(
+        "--views",
+        type=int_list,
+        default=[1, 2],
+        help="ramps to run (1,2): 1 = every reader in one view (en/UTC); 2 = the reader users alternate\n"
+        "between 简体中文/Asia/Shanghai and English/UTC (set through /settings/), sockets reopened,\n"
+        "each reader's view checked with a probe message; with both, the ratio of the ceilings",
+    )
     p.add_argument("--idle", type=int, default=1000, help="idle sockets for the memory figure (1000; 0 to skip)")
     p.add_argument("--senders", type=int, default=4, help="sender users, one socket each (4)")
     p.add_argument("--reader-users", type=int, default=10, help="users the reader sockets are spread over (10)")
@@ -546,6 +779,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.workers > 1 and not args.redis:
         p.error("--workers > 1 needs --redis URL (the in-process broker only reaches one worker)")
     check_server_options(p, args)
+    if not set(args.views) <= {1, 2}:
+        p.error("--views takes 1, 2 or 1,2")
+    if 2 in args.views and args.ramp_rates and args.reader_users < len(TWO_VIEWS):
+        p.error(f"the two-view ramp needs --reader-users {len(TWO_VIEWS)} or more")
     if args.ramp_readers is None:
         args.ramp_readers = max(args.readers) if args.readers else 100
     return args
@@ -586,11 +823,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="webchat-bench-"))
     server = TracedServer(
         tmp,
-        app_env=args.app_env,
+        **server_options(args),
         workers=args.workers,
         redis=args.redis,
-        server_cpus=args.server_cpus,
-        database_url=args.database_url,
         trace_memory=args.trace_memory,
         gc_stats=args.gc_stats,
         server_gc=args.server_gc,
@@ -599,10 +834,11 @@ def main(argv: list[str] | None = None) -> int:
     memory = None
     profile_text = ""
     loop: Loop | None = None
+    bench: Bench | None = None
     try:
         log(f"migrating {server.database}")
         server.prepare()
-        log(f"starting: {' '.join(server.command())} (port {server.port}, workers {args.workers})")
+        log(f"starting: {' '.join(server.command())} in {server.root} (port {server.port}, workers {args.workers})")
         server.start()
         pin_self(args.client_cpus)
         log(f"workers {server.workers()}, load generator on CPUs {sorted(os.sched_getaffinity(0))}")
@@ -635,38 +871,26 @@ def main(argv: list[str] | None = None) -> int:
             rooms, per_room = args.many_rooms
             results.append(bench.many_rooms(rooms, per_room, args.many_rooms_rate, args.duration))
 
-        if args.ramp_rates:
-            bench.set_readers(args.ramp_readers)
-            for rate in args.ramp_rates:
-                if time.monotonic() - started > args.max_seconds:
-                    log("time budget spent: ending the ramp")
-                    break
-                result = bench.run_phase(f"ramp {rate:g}/s", rate, args.ramp_duration)
-                results.append(result)
-                if not result.ok:
-                    break
-                bench.set_readers(args.ramp_readers)  # replace any socket the server closed
+        if args.ramp_rates and 1 in args.views:
+            results += bench.ramp(1, started)
+        if args.ramp_rates and 2 in args.views and time.monotonic() - started <= args.max_seconds:
+            if bench.split_views().passed:
+                results += bench.ramp(2, started)
+            else:
+                log("view check failed: skipping the two-view ramp")
     except (RuntimeError, OSError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         if results or memory:
-            print(table(results, memory, args, server))
+            print(table(results, memory, args, server, bench.view_check if bench else None))
         return 2
     finally:
         for ws in list(loop.conns.values()) if loop is not None else []:
             loop.drop(ws)
         server.stop()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_tmp(tmp, args.keep)
 
-    report = table(results, memory, args, server)
-    report += f"\n\nCommand: `python bench/fanout.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
-    report += f" ({time.monotonic() - started:.0f} s)"
     extra = "".join(f"\n\n```\n{text}\n```" for text in (profile_text, bench.memory_trace) if text)
-    print(report + extra)
-    if args.output:
-        Path(args.output).write_text(report + extra + "\n")
+    publish(table(results, memory, args, server, bench.view_check), "fanout.py", argv, started, args.output, extra)
     return 0
 
 

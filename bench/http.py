@@ -59,7 +59,10 @@ from bench.common import (
     pct,
     percentile,
     pin_self,
+    publish,
+    remove_tmp,
     room_path,
+    server_options,
     taskset,
 )
 
@@ -729,11 +732,11 @@ def main(argv: list[str] | None = None) -> int:
             ceiling = runner.measure(ceiling_server, CEILING)
             ceiling_server.stop()
 
-            server = Server(tmp, app_env=args.app_env, server_cpus=args.server_cpus, database_url=args.database_url)
+            server = Server(tmp, **server_options(args))
             servers.append(server)
             log(f"migrating {server.database}")
             server.prepare()
-            log(f"starting: {' '.join(server.command())} (port {server.port})")
+            log(f"starting: {' '.join(server.command())} in {server.root} (port {server.port})")
             server.start()
             log(f"filling: {args.messages} messages in {ROOM}, {args.rooms} rooms")
             user, newest, token = fill(server, args.messages, args.rooms)
@@ -746,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
             title = (
                 f"### webchat HTTP, 1 gevent worker, APP_ENV={args.app_env}, {server.database}, "
                 f"server on CPU {args.server_cpus}, client ({name}, {ceiling.load.client}) on CPU {args.client_cpus}, "
-                f"{args.connections} connections, {args.seconds:g} s per measurement, commit {git_commit()}"
+                f"{args.connections} connections, {args.seconds:g} s per measurement, commit {git_commit(server.root)}"
             )
             report = table(results, ceiling, args, title)
     except (RuntimeError, OSError) as exc:
@@ -759,15 +762,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    report += f"\n\nCommand: `python bench/http.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
-    report += f" ({time.monotonic() - started:.0f} s)"
-    print(report)
-    if args.output:
-        Path(args.output).write_text(report + "\n")
+        remove_tmp(tmp, args.keep)
+    publish(report, "http.py", argv, started, args.output)
     return 0
 
 

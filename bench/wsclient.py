@@ -89,6 +89,8 @@ class WS:
         "errors",
         "stale",
         "reads",
+        "user",
+        "keep",
     )
 
     def __init__(self, sock: socket.socket, rest: bytes, reader: bool) -> None:
@@ -105,6 +107,8 @@ class WS:
         self.errors: list[str] = []
         self.stale = 0  # bench articles from before the current phase
         self.reads = 0  # recv() calls that returned data
+        self.user: User | None = None  # whose cookie opened it (open_sockets)
+        self.keep: list[bytes] | None = None  # a list: keep the payloads of text frames with an article
 
     def send_text(self, text: str) -> None:
         self.sock.sendall(client_frame(text.encode()))
@@ -137,6 +141,8 @@ class WS:
             if op <= 1:  # text (or a continuation: the server sends none)
                 if self.reader:
                     i = data.find(ARTICLE, start, end)
+                    if i >= 0 and self.keep is not None:
+                        self.keep.append(data[start:end])
                     while i >= 0:
                         self._article(data, i + ARTICLE_LEN, end, now)
                         i = data.find(ARTICLE, i + ARTICLE_LEN, end)
@@ -286,9 +292,10 @@ def open_sockets(
         for i in range(b, min(n, b + batch)):
             sock = socket.create_connection((HOST, server.port), timeout=30)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.sendall(handshake_request(path, server.port, users[i % len(users)].cookie_header()))
-            pending.append(sock)
-        for sock in pending:
+            user = users[i % len(users)]
+            sock.sendall(handshake_request(path, server.port, user.cookie_header()))
+            pending.append((sock, user))
+        for sock, user in pending:
             buf = b""
             while b"\r\n\r\n" not in buf:
                 if time.monotonic() > deadline:
@@ -301,6 +308,7 @@ def open_sockets(
             if not head.startswith(b"HTTP/1.1 101"):
                 raise RuntimeError(f"handshake refused: {head[:300]!r}")
             ws = WS(sock, rest, reader)
+            ws.user = user
             loop.add(ws)
             if ws.closed:
                 raise RuntimeError(f"socket refused at once (close {ws.close_code}); is the user a member?")
