@@ -219,3 +219,18 @@ class Socket:
 
 def message_ids(html: str) -> list[int]:
     return [int(m) for m in re.findall(r'<article id="m-(\d+)"', html)]
+
+
+class ListSocket(Socket):
+    """The room list page's socket (/ws/list/)."""
+
+    def __init__(self, browser: Browser, origin: str | None = None):  # noqa: D107 - no super(): another URL
+        self.ws = websocket.create_connection(
+            browser.server.url.replace("http://", "ws://") + "/ws/list/",
+            cookie=browser.cookie_header(),
+            origin=origin or browser.server.url,
+            timeout=10,
+            enable_multithread=True,
+        )
+        self.frames: list[str] = []
+        self.close_code: int | None = None

@@ -29,7 +29,7 @@ def init_app(app: Flask) -> None:
         public = {"auth.login", "auth.signup", "static", None}
         if request.endpoint in public:
             return None
-        if request.endpoint == "live.room_socket":
+        if request.endpoint in ("live.room_socket", "live.list_socket"):
             return None  # the socket closes itself with 1008 (a redirect means nothing to it)
         if current_user.is_authenticated:
             return None

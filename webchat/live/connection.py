@@ -19,12 +19,16 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import gevent
 from simple_websocket import Server
 
 from ..i18n import View
 from .frames import encode_text_frame
+
+if TYPE_CHECKING:
+    from .sidebar import Sidebar
 
 WRITE_TIMEOUT = 10.0
 # Heartbeats keep data in flight; a peer that stops acknowledging it for this long
@@ -53,6 +57,7 @@ class Connection:
         self.user_id = user_id
         self.session = session  # the server-side session it was opened with (revocation)
         self.room_id: int | None = None
+        self.sidebar: Sidebar | None = None  # the page's room list, when it shows one
         self.id = uuid.uuid4().hex
         self.queue_limit = queue_limit
         self.pending: deque[tuple[bytes, int | None]] = deque()
@@ -77,6 +82,10 @@ class Connection:
             self.request_close(1013, "Too far behind: reconnecting")
             return
         self.pending.append((frame, message_id))
+        self.ws.event.set()
+
+    def wake(self) -> None:
+        """Let the handler look at its due work (the sidebar's coalesced update)."""
         self.ws.event.set()
 
     def request_close(self, code: int, reason: str, last_words: bytes | None = None) -> None:
@@ -129,6 +138,7 @@ class Connection:
         on_frame: Callable[[str | bytes], None],
         on_heartbeat: Callable[[], None],
         heartbeat: float,
+        on_wake: Callable[[], None] | None = None,
     ) -> None:
         ws = self.ws
         next_beat = time.monotonic() + heartbeat
@@ -146,6 +156,8 @@ class Connection:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + heartbeat
                     on_heartbeat()
+                if on_wake is not None:
+                    on_wake()
                 self._flush()
             if self.close_code is not None:
                 self._flush()  # the last words, if any

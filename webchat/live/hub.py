@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import sidebar
 from .frames import encode_text_frame
 
 if TYPE_CHECKING:
@@ -30,17 +31,36 @@ class Hub:
         self.render = render
         self.rooms: dict[int, dict[View, set[Connection]]] = {}
         self.users: dict[int, set[Connection]] = {}
+        # Sockets whose page shows a room list, by the rooms in it (webchat/live/sidebar.py).
+        self.watchers: dict[int, set[Connection]] = {}
+
+    def forget_user_socket(self, conn: Connection) -> None:
+        mine = self.users.get(conn.user_id)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self.users[conn.user_id]
+
+    def watch(self, conn: Connection) -> None:
+        for room_id in conn.sidebar.rooms():
+            self.watchers.setdefault(room_id, set()).add(conn)
+
+    def unwatch(self, conn: Connection) -> None:
+        if conn.sidebar is None:
+            return
+        for room_id in conn.sidebar.rooms():
+            watching = self.watchers.get(room_id)
+            if watching is not None:
+                watching.discard(conn)
+                if not watching:
+                    del self.watchers[room_id]
 
     def add(self, room_id: int, conn: Connection) -> None:
         self.rooms.setdefault(room_id, {}).setdefault(conn.view, set()).add(conn)
         self.users.setdefault(conn.user_id, set()).add(conn)
 
     def remove(self, room_id: int, conn: Connection) -> None:
-        mine = self.users.get(conn.user_id)
-        if mine is not None:
-            mine.discard(conn)
-            if not mine:
-                del self.users[conn.user_id]
+        self.forget_user_socket(conn)
         views = self.rooms.get(room_id)
         if views is None:
             return
@@ -54,9 +74,13 @@ class Hub:
 
     def deliver(self, room_id: int, message_id: int | None, event: dict) -> None:
         views = self.rooms.get(room_id)
-        if not views:
-            return
-        self._push(event, message_id, views)
+        if views:
+            self._push(event, message_id, views)
+        watching = self.watchers.get(room_id)
+        if watching and event.get("kind") == "message":
+            message, shown = sidebar.preview(event)
+            for conn in tuple(watching):
+                conn.sidebar.touch(room_id, message, shown, conn.wake)
 
     def deliver_user(self, user_id: int, event: dict) -> None:
         """An event for one person's sockets here (a revocation: all of them, those in

@@ -22,11 +22,12 @@ from .. import fragments, querylog
 from ..extensions import db, render_as_visitor, sock
 from ..i18n import View, current_language
 from ..models import User
-from ..rooms import history, service
-from ..timefmt import reader_zone
+from ..rooms import history, listing, service
+from ..timefmt import reader_view, reader_zone
 from . import broker as brokers
 from . import frames
 from .connection import Connection
+from .sidebar import Sidebar
 
 bp = Blueprint("live", __name__)
 
@@ -92,6 +93,60 @@ def _serve(ws: Server, room_name: str) -> None:
     session.run()
 
 
+def follow_list(conn: Connection, hub, current_room: int | None = None, room_name: str | None = None) -> None:
+    """The page shows its user's room list: bring it up to date (the page may be older
+    than this reconnect) and keep it so from the hub's events (webchat/live/sidebar.py)."""
+    with querylog.unit(current_app, "ws.list"):
+        summaries = listing.room_list(current_user.id, current_user.username)
+    db.session.remove()
+    conn.sidebar = Sidebar(current_user.id, summaries, current_room, room_name)
+    hub.watch(conn)
+    view = reader_view()
+    html = render_template(
+        "live/_sidebar_lists.html",
+        items=listing.rendered_items([s for s in summaries if not s.direct], view),
+        directs=listing.rendered_items([s for s in summaries if s.direct], view),
+        total=conn.sidebar.total_unread(),
+        room_name=room_name,
+    )
+    conn.push(frames.encode_text_frame(html))
+
+
+def send_list_news(conn: Connection) -> None:
+    """Called on every wake of the socket's greenlet: the coalesced list update, if due."""
+    html = conn.sidebar.update_html(reader_view()) if conn.sidebar is not None else None
+    if html:
+        conn.push(frames.encode_text_frame(html))
+
+
+@sock.route("/ws/list/", bp=bp)
+def list_socket(ws: Server) -> None:
+    """The room list page's socket: only the list's news, for its own user."""
+    try:
+        if not origin_allowed(request.headers.get("Origin")):
+            return _refuse(ws, gettext("This page's origin may not connect."))
+        if not current_user.is_authenticated:
+            return _refuse(ws, gettext("You are logged out. Log in again."))
+        cfg = current_app.config
+        conn = Connection(
+            ws, cfg["WS_QUEUE_FRAMES"], View(current_language(), reader_zone()), current_user.id, session.get("sid")
+        )
+        hub = current_app.extensions["webchat.hub"]
+        hub.users.setdefault(conn.user_id, set()).add(conn)  # revocations reach it too
+        try:
+            follow_list(conn, hub)
+            conn.run(lambda _raw: None, lambda: None, cfg["HEARTBEAT_SECONDS"], lambda: send_list_news(conn))
+        finally:
+            hub.unwatch(conn)
+            hub.forget_user_socket(conn)
+    except SQLAlchemyError:
+        db.session.rollback()
+        with contextlib.suppress(Exception):
+            _refuse(ws, gettext("The server cannot reach its database. Retrying…"), SERVER_ERROR)
+    finally:
+        db.session.remove()
+
+
 class LiveSession:
     """What one socket does in one room: catch up, relay, and speak for its user."""
 
@@ -113,10 +168,14 @@ class LiveSession:
         self.hub.add(self.room_id, self.conn)  # subscribe before reading the database
         try:
             self._catch_up()
+            follow_list(self.conn, self.hub, self.room_id, self.room_name)
             self._touch_presence()
             self.app.extensions["webchat.presence"].changed(self.room_id)
-            self.conn.run(self._on_frame, self._on_heartbeat, cfg["HEARTBEAT_SECONDS"])
+            self.conn.run(
+                self._on_frame, self._on_heartbeat, cfg["HEARTBEAT_SECONDS"], lambda: send_list_news(self.conn)
+            )
         finally:
+            self.hub.unwatch(self.conn)
             self.hub.remove(self.room_id, self.conn)
             self.broker.presence_drop(self.room_id, self.conn.id)
             self.app.extensions["webchat.presence"].changed(self.room_id)

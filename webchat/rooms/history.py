@@ -10,6 +10,7 @@ change (edits, deletions), the room's change counter must join the key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -122,3 +123,26 @@ def _render_slice(room: Room, before: int | None, after: int | None) -> Slice:
         has_newer=page.has_newer,
         shows_latest=before is None and after is None,
     )
+
+
+def with_new_divider(html: Markup, seen: int, newest_id: int) -> Markup:
+    """The slice with a "New messages" divider above the first message newer than
+    ``seen`` (what the reader had read), for this reader only: inserted into the kept
+    slice's HTML, which stays shared. In the column-reverse log the divider follows that
+    message in the DOM. The room list links to it (#new), so the view starts there."""
+    if not seen or seen >= newest_id:
+        return html
+    first_unread = None
+    for match in _ARTICLE_ID.finditer(html):
+        message_id = int(match.group(1))
+        if message_id <= seen:
+            break
+        first_unread = match
+    if first_unread is None:
+        return html
+    end = html.index("</article>", first_unread.end()) + len("</article>")
+    divider = Markup(render_template("rooms/_new_divider.html"))  # noqa: S704 - our template's output
+    return html[:end] + divider + html[end:]
+
+
+_ARTICLE_ID = re.compile(r'<article id="m-(\d+)"')

@@ -37,6 +37,7 @@ class Preview:
 
 @dataclass(frozen=True)
 class RoomSummary:
+    room_id: int
     name: str  # for the URL
     title: str  # what this reader calls it: a direct conversation is named after the other person
     direct: bool
@@ -67,6 +68,7 @@ def _query():
     owner, last, author = aliased(User), aliased(Message), aliased(User)
     return (
         select(
+            Room.id,
             Room.name,
             Room.kind,
             Room.private,
@@ -95,6 +97,7 @@ def _query():
 def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
     return [
         RoomSummary(
+            room_id,
             name,
             direct_title(name, reader_name) if kind == Room.DIRECT else name,
             kind == Room.DIRECT,
@@ -105,6 +108,7 @@ def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
             count if member_id is not None else None,
         )
         for (
+            room_id,
             name,
             kind,
             private,

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..models import direct_title
 from ..timefmt import reader_view
 from . import history, listing, service
 from . import membership as membership_rules
@@ -11,15 +13,30 @@ from .forms import CreateRoomForm
 bp = Blueprint("rooms", __name__)
 
 
+def room_lists(view: tuple) -> dict:
+    """The reader's rooms and direct conversations, rendered, with the unread total."""
+    rooms = listing.room_list(current_user.id, current_user.username)
+    return {
+        "items": listing.rendered_items([s for s in rooms if not s.direct], view),
+        "directs": listing.rendered_items([s for s in rooms if s.direct], view),
+        "unread_total": sum(s.unread or 0 for s in rooms),
+    }
+
+
 @bp.route("/")
 def index():
-    rooms = listing.room_list(current_user.id, current_user.username)
-    view = reader_view()
-    return render_template(
-        "rooms/index.html",
-        items=listing.rendered_items([s for s in rooms if not s.direct], view),
-        directs=listing.rendered_items([s for s in rooms if s.direct], view),
-    )
+    return render_template("rooms/index.html", **room_lists(reader_view()))
+
+
+@bp.route("/title/")
+def title():
+    """For htmx, when a socket says the unread total changed: the page's <title> with it.
+    Echoes what the page gives (its own count, its room's name): nothing is read, and
+    the text only ever reaches the page that asked (autoescaped)."""
+    unread = _message_id_arg("unread") or 0
+    name = request.args.get("room", "")[:100]
+    page = direct_title(name, current_user.username) if name.startswith("@") else name
+    return render_template("rooms/_title.html", unread_total=unread, page=page or _("Rooms"))
 
 
 @bp.route("/create/", methods=["GET", "POST"])
@@ -63,17 +80,22 @@ def room(room_name: str):
             return redirect(url_for("rooms.room", room_name=room.name), code=303)
 
     before, after = _message_id_arg("before"), _message_id_arg("after")
-    part = history.rendered_slice(room, reader_view(), before=before, after=after)
+    view = reader_view()
+    part = history.rendered_slice(room, view, before=before, after=after)
     if before is not None and request.headers.get("HX-Request"):
         # Infinite scroll asks for the next older slice only.
         response = make_response(part.html)
         response.vary.add("HX-Request")  # one URL, two bodies: caches must tell them apart
         return response
     live = part.shows_latest or (after is not None and not part.has_newer)
-    if live and (membership.last_read_message_id or 0) < part.newest_id:
+    seen = membership.last_read_message_id or 0
+    if live and seen < part.newest_id:
         service.mark_read(room.id, current_user.id, part.newest_id)
+    lists = room_lists(view)  # the sidebar, with this room read
     html = render_template(
         "rooms/room.html",
+        log=history.with_new_divider(part.html, seen, part.newest_id) if live else part.html,
+        **lists,
         room=room,
         title=room.title_for(current_user.username),
         can_manage=membership_rules.can_manage(room, current_user),
