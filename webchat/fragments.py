@@ -42,6 +42,10 @@ class FragmentCache:
                 self._items.popitem(last=False)
 
 
+def cache() -> FragmentCache:
+    return current_app.extensions["webchat.fragments"]
+
+
 def cached(key: Hashable, render: Callable[[], T]) -> T:
     """The fragment for ``key``, rendered by ``render`` only when not kept already."""
     cache: FragmentCache = current_app.extensions["webchat.fragments"]
