@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from babel import Locale
 from flask import Flask, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale
 from flask_login import current_user
@@ -60,10 +61,13 @@ def html_lang() -> str:
     return HTML_LANG[current_language()]
 
 
+_LOCALES = {code: Locale.parse(code) for code in LANGUAGES}  # parsed once: pushes switch often
+
+
 @contextmanager
 def language(code: str):
     """Render in ``code`` for a while (a pushed fragment for one view)."""
-    with force_locale(code if code in LANGUAGES else DEFAULT):
+    with force_locale(_LOCALES.get(code, _LOCALES[DEFAULT])):
         yield
 
 

@@ -9,6 +9,7 @@ reads nothing from the database.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -76,7 +77,9 @@ def presence_event(people) -> dict:
 
 
 def typing_event(typers) -> dict:
-    return {"kind": TYPING, "typers": [[p.user_id, p.username, round(left, 2)] for p, left in typers]}
+    """Seconds left as whole seconds (1..10): the notice's CSS timer has that grain, and
+    equal events render once (webchat/live/push.py keeps them)."""
+    return {"kind": TYPING, "typers": [[p.user_id, p.username, max(1, min(10, math.ceil(left)))] for p, left in typers]}
 
 
 def revoke_event(reason: str, room_id: int | None = None, session: str | None = None) -> dict:

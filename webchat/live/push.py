@@ -7,10 +7,14 @@ renders and R writes. Every kind of push — messages, presence, typing — come
 
 from __future__ import annotations
 
-from flask import Flask
+import json
+from contextlib import nullcontext
+
+from flask import Flask, has_app_context
 from flask_babel import gettext as _
 
 from .. import i18n
+from ..fragments import FragmentCache
 from . import events
 from .broker import Person
 
@@ -29,11 +33,25 @@ def revoke_reason(reason: str) -> str:
 class Renderer:
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self._kept = FragmentCache(512)
 
     def __call__(self, event: dict, view: i18n.View) -> str:
-        # A fresh app context: the push may be delivered from a Redis subscriber, or
-        # inside another reader's request whose language must not leak in.
-        with self.app.app_context(), i18n.language(view.language):
+        if event["kind"] == events.MESSAGE:
+            return self._fresh(event, view)
+        # Presence, typing, revocations repeat the same few states: kept per view.
+        key = ("push", view, json.dumps(event, sort_keys=True))
+        found = self._kept.get(key)
+        if found is None:
+            found = self._fresh(event, view)
+            self._kept.put(key, found)
+        return found
+
+    def _fresh(self, event: dict, view: i18n.View) -> str:
+        # Delivered from a Redis subscriber there is no app context: make one. Inside a
+        # request (the in-process broker), force_locale switches the language and puts the
+        # request's own back afterwards.
+        scope = nullcontext() if has_app_context() else self.app.app_context()
+        with scope, i18n.language(view.language):
             kind = event["kind"]
             if kind == events.MESSAGE:
                 message, previous = events.read_message(event)
@@ -49,5 +67,8 @@ class Renderer:
 
     def _render(self, name: str, **context) -> str:
         # Straight from the Jinja environment: Flask's context processors would load the
-        # signed-in user (a query per view) for fragments that name no reader.
-        return self.app.jinja_env.get_template(name).render(**context)
+        # signed-in user (a query per view) for fragments that name no reader. The
+        # message macros come in the context: a template's own {% from %} import costs
+        # more than the rendering (Jinja recomputes the importing context's globals).
+        env = self.app.jinja_env
+        return env.get_template(name).render(macros=env.get_template("rooms/_message.html").module, **context)
