@@ -151,8 +151,9 @@ class Browser:
 class Socket:
     """A real WebSocket client speaking what htmx's ws extension speaks."""
 
-    def __init__(self, browser: Browser, room: str, after: int, origin: str | None):
-        url = browser.server.url.replace("http://", "ws://") + f"/ws/chat/{urllib.parse.quote(room)}/?after={after}"
+    def __init__(self, browser: Browser, room: str, after: int = 0, origin: str | None = None, path: str | None = None):
+        path = path or f"/ws/chat/{urllib.parse.quote(room)}/?after={after}"
+        url = browser.server.url.replace("http://", "ws://") + path
         self.ws = websocket.create_connection(
             url,
             cookie=browser.cookie_header(),
@@ -224,13 +225,5 @@ def message_ids(html: str) -> list[int]:
 class ListSocket(Socket):
     """The room list page's socket (/ws/list/)."""
 
-    def __init__(self, browser: Browser, origin: str | None = None):  # noqa: D107 - no super(): another URL
-        self.ws = websocket.create_connection(
-            browser.server.url.replace("http://", "ws://") + "/ws/list/",
-            cookie=browser.cookie_header(),
-            origin=origin or browser.server.url,
-            timeout=10,
-            enable_multithread=True,
-        )
-        self.frames: list[str] = []
-        self.close_code: int | None = None
+    def __init__(self, browser: Browser, origin: str | None = None):
+        super().__init__(browser, "", origin=origin, path="/ws/list/")
