@@ -108,6 +108,17 @@ class Config:
     WS_MAX_FRAME_BYTES = _env_int("WS_MAX_FRAME_BYTES", 32 * 1024)
     WS_REPLAY_LIMIT = _env_int("WS_REPLAY_LIMIT", 500)
     SOCK_SERVER_OPTIONS = {"max_message_size": 1024 * 1024}
+    # Accounts. SIGNUP: "open" (anyone), "invite" (only with an admin's invite link)
+    # or "closed" (nobody, invite links included).
+    SIGNUP = os.environ.get("SIGNUP", "open").strip().lower()
+    # A session ends after this many days without a request (and on logout).
+    SESSION_DAYS = _env_int("SESSION_DAYS", 30)
+    # Failed logins per account and per client address within LOGIN_FAILURE_WINDOW
+    # seconds before further attempts are refused (HTTP 429) without checking a password.
+    LOGIN_MAX_FAILURES = _env_int("LOGIN_MAX_FAILURES", 10)
+    LOGIN_FAILURE_WINDOW = 15 * 60
+    SIGNUP_MAX_PER_HOUR = _env_int("SIGNUP_MAX_PER_HOUR", 20)
+
     # Diagnostics: append the SQL statements of every request and socket unit to this
     # file as JSON lines (webchat/querylog.py). Off unless set.
     QUERY_LOG = os.environ.get("QUERY_LOG") or None

@@ -121,6 +121,7 @@ class Server:
             "BIND": f"{HOST}:{self.port}",
             "WEB_CONCURRENCY": str(workers),
             "RATE_LIMIT_COUNT": "1000000000",
+            "SIGNUP_MAX_PER_HOUR": "1000000000",
             "LOG_LEVEL": "warning",
             "FLASK_APP": "wsgi",
         }

@@ -37,7 +37,8 @@ def _migrated(database_url):
 
 
 def empty_tables() -> None:
-    for table in ("membership", "message", "room", '"user"' if TEST_DB == "postgres" else "user"):
+    tables = ("invite", "user_session", "membership", "message", "room", '"user"' if TEST_DB == "postgres" else "user")
+    for table in tables:
         db.session.execute(db.text(f"DELETE FROM {table}"))
     db.session.commit()
 

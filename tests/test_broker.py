@@ -145,6 +145,49 @@ def test_allow_counts_and_blocks_over_the_limit(broker):
     assert broker.allow(key, 3, 0.6), "the window slides"
 
 
+def test_throttle_counts_hits_and_says_how_long_to_wait(broker):
+    key = f"login:user:{uuid.uuid4().hex}"
+    assert broker.retry_after(key, 3, 0.8) == 0
+    broker.hit(key, 0.8)
+    broker.hit(key, 0.8)
+    assert broker.retry_after(key, 3, 0.8) == 0, "two hits, limit three: not yet"
+    broker.hit(key, 0.8)
+    wait = broker.retry_after(key, 3, 0.8)
+    assert 0.5 < wait <= 0.8
+    assert 0.4 < broker.retry_after(key, 3, 0.8) <= wait, "asking counts nothing"
+    assert broker.retry_after(key + "-other", 3, 0.8) == 0, "counts are per key"
+    time.sleep(wait + 0.05)
+    assert broker.retry_after(key, 3, 0.8) == 0, "the window slides"
+
+
+def test_throttle_wait_lasts_until_enough_old_hits_expire(broker):
+    key = f"login:addr:{uuid.uuid4().hex}"
+    broker.hit(key, 1.0)
+    time.sleep(0.4)
+    broker.hit(key, 1.0)
+    broker.hit(key, 1.0)  # three hits, limit two: the two oldest must go, the second at +0.4 s
+    assert 0.85 < broker.retry_after(key, 2, 1.0) <= 1.0
+    assert 0.4 < broker.retry_after(key, 3, 1.0) <= 0.6, "with limit three only the oldest must go"
+
+
+def test_forget_clears_one_key(broker):
+    key = f"login:user:{uuid.uuid4().hex}"
+    for k in (key, key + "-kept"):
+        broker.hit(k, 60)
+    broker.forget(key)
+    assert broker.retry_after(key, 1, 60) == 0
+    assert broker.retry_after(key + "-kept", 1, 60) > 59
+
+
+def test_generations_move_when_bumped_and_are_per_name(broker):
+    name = f"deactivated-{uuid.uuid4().hex}"
+    assert broker.generation(name) == 0
+    broker.bump(name)
+    broker.bump(name)
+    assert broker.generation(name) == 2
+    assert broker.generation(name + "-other") == 0
+
+
 def test_presence_counts_people_not_connections(broker):
     broker.presence_touch(1, "c1", ALICE, 30)
     broker.presence_touch(1, "c2", ALICE, 30)  # a second tab
@@ -211,6 +254,11 @@ def test_redis_broker_fails_soft_when_redis_is_down(broker_log):
             b.typing_touch(1, ALICE, 5)
             assert b.typing(1) == []
             b.presence_drop(1, "c1")
+            b.hit("login:user:alice", 900)  # throttles fail open: the password check still stands
+            assert b.retry_after("login:user:alice", 1, 900) == 0
+            b.forget("login:user:alice")
+            b.bump("deactivated")
+            assert b.generation("deactivated") == -1  # unknown: keep what you have
         b.publish(1, {"kind": "note", "text": "stored already"}, message_id=5)
         assert inbox.get(1) == (1, 5, {"kind": "note", "text": "stored already"}), "local sockets still get it"
         assert _records(broker_log, "Redis commands failing") == 1, "logged once, not per call"

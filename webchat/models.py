@@ -1,4 +1,4 @@
-"""The four tables: who, where, what was said, and who belongs where."""
+"""The tables: who, where, what was said, who belongs where; sessions and invites."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ class User(UserMixin, db.Model):
     language: Mapped[str | None] = mapped_column(String(16))
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     # Set while an admin has deactivated the account: no login, no session, no socket.
-    deactivated_at: Mapped[datetime | None] = mapped_column()
+    # Indexed: room pages list the deactivated authors (their names are marked).
+    deactivated_at: Mapped[datetime | None] = mapped_column(index=True)
 
     @property
     def is_active(self) -> bool:  # Flask-Login: an inactive user cannot log in
@@ -126,3 +127,54 @@ class Membership(db.Model):
     last_read_message_id: Mapped[int | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("user_id", "room_id", name="uq_membership_user_room"),)
+
+
+class UserSession(db.Model):
+    """One login: the browser's signed cookie holds ``token`` as ``session["sid"]``.
+
+    Deleting the row ends the session everywhere (a copied cookie included); so do
+    SESSION_DAYS without a request, and deactivating the account. The token is
+    random and only ever travels inside the signed cookie (or, once its row is
+    deleted and it is worthless, in the revocation event that closes its sockets).
+    """
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Refreshed at most once a day (webchat/auth/sessions.py), so reads stay write-free.
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_agent: Mapped[str | None] = mapped_column(String(120))
+
+
+class Invite(db.Model):
+    """A sign-up link (/join/<code>/), made by an admin: it may expire, allow a
+    number of uses, and be revoked."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    REVOKED = "revoked"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    max_uses: Mapped[int | None] = mapped_column()  # None: any number
+    uses: Mapped[int] = mapped_column(default=0, server_default="0")
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    created_by: Mapped[User | None] = relationship(lazy="joined")
+
+    def state(self, now: datetime | None = None) -> str:
+        now = now or utcnow()
+        if self.revoked_at is not None:
+            return self.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return self.EXPIRED
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return self.USED_UP
+        return self.ACTIVE

@@ -1,19 +1,23 @@
-"""Accounts: sign up, log in, log out."""
+"""Accounts: sign up (open, by invitation, or closed), log in, log out, sessions that end."""
+
+from datetime import timedelta
 
 from flask import Flask
 from flask_babel import lazy_gettext
 
-from ..extensions import db, login_manager
-from ..models import User
-from .views import bp
+from ..extensions import login_manager
+from . import sessions
+from .views import SIGNUP_MODES, bp
 
+login_manager.user_loader(sessions.load_user)
 
-@login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+PUBLIC = frozenset({"auth.login", "auth.signup", "auth.join", "static", None})
 
 
 def init_app(app: Flask) -> None:
+    if app.config["SIGNUP"] not in SIGNUP_MODES:
+        raise RuntimeError(f"SIGNUP must be one of {', '.join(SIGNUP_MODES)}, not {app.config['SIGNUP']!r}")
+    app.permanent_session_lifetime = timedelta(days=app.config["SESSION_DAYS"])
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Please log in to continue.")
     login_manager.localize_callback = str  # flash the text in this request's language, not a lazy object
@@ -26,8 +30,7 @@ def init_app(app: Flask) -> None:
         from flask import request
         from flask_login import current_user
 
-        public = {"auth.login", "auth.signup", "static", None}
-        if request.endpoint in public:
+        if request.endpoint in PUBLIC:
             return None
         if request.endpoint in ("live.room_socket", "live.list_socket"):
             return None  # the socket closes itself with 1008 (a redirect means nothing to it)

@@ -28,6 +28,28 @@ def username_key(username: str) -> str:
     return normalize(username).casefold()
 
 
+def new_password_field(label) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            InputRequired(lazy_gettext("Choose a password.")),
+            Length(min=8, max=128, message=lazy_gettext("Use %(min)d to %(max)d characters.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def confirm_field(other: str) -> PasswordField:
+    return PasswordField(
+        lazy_gettext("Confirm password"),
+        validators=[
+            InputRequired(lazy_gettext("Type the password again.")),
+            EqualTo(other, lazy_gettext("The passwords do not match.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 class SignupForm(FlaskForm):
     username = StringField(
         lazy_gettext("Username"),
@@ -35,22 +57,8 @@ class SignupForm(FlaskForm):
         validators=[InputRequired(lazy_gettext("Choose a username."))],
         render_kw={"autocomplete": "username", "maxlength": 32},
     )
-    password = PasswordField(
-        lazy_gettext("Password"),
-        validators=[
-            InputRequired(lazy_gettext("Choose a password.")),
-            Length(min=8, max=128, message=lazy_gettext("Use %(min)d to %(max)d characters.")),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
-    confirm = PasswordField(
-        lazy_gettext("Confirm password"),
-        validators=[
-            InputRequired(lazy_gettext("Type the password again.")),
-            EqualTo("password", lazy_gettext("The passwords do not match.")),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
+    password = new_password_field(lazy_gettext("Password"))
+    confirm = confirm_field("password")
 
     def validate_username(self, field: StringField) -> None:
         if not USERNAME_RE.fullmatch(field.data):
@@ -98,3 +106,15 @@ class SettingsForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.time_zone.choices = zone_choices()
         self.language.choices = [("", gettext("Same as the browser"))] + list(LANGUAGES.items())
+
+
+class PasswordForm(FlaskForm):
+    """A password change: the current password proves it is the owner at the keyboard."""
+
+    old_password = PasswordField(
+        lazy_gettext("Current password"),
+        validators=[InputRequired(lazy_gettext("Enter your current password."))],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new_password = new_password_field(lazy_gettext("New password"))
+    confirm_password = confirm_field("new_password")

@@ -2,12 +2,14 @@
 
 The broker carries events (webchat/live/events.py: plain JSON-able data, rendered per
 view where they are delivered) between processes and holds the state that must be
-shared by every worker: presence, typing and the rate limiter. Each process has one
-broker, and the broker hands what it receives to one listener: the process's hub.
+shared by every worker: presence, typing, the rate limiter, the login and sign-up
+throttles, and generation counters. Each process has one broker, and the broker hands
+what it receives to one listener: the process's hub.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -68,6 +70,29 @@ class Broker(ABC):
         """Count one event for key; False once more than ``limit`` fall in ``window`` seconds."""
 
     @abstractmethod
+    def hit(self, key: str, window: float) -> None:
+        """Count one event (a failed login, a sign-up) for key, for ``window`` seconds."""
+
+    @abstractmethod
+    def retry_after(self, key: str, limit: int, window: float) -> float:
+        """Seconds until fewer than ``limit`` events of key fall in the last ``window``
+        seconds; 0 while fewer do. Counts nothing itself (``hit`` does)."""
+
+    @abstractmethod
+    def forget(self, key: str) -> None:
+        """Drop every event counted for key (a successful login clears its failures)."""
+
+    @abstractmethod
+    def generation(self, name: str) -> int:
+        """A counter shared by every process: a process keeps something derived from
+        the database (who is deactivated) and reloads it when the counter moved.
+        -1 when it cannot be read (keep what you have)."""
+
+    @abstractmethod
+    def bump(self, name: str) -> None:
+        """Move the counter: the thing it names changed in the database (commit first)."""
+
+    @abstractmethod
     def presence_touch(self, room_id: int, conn_id: str, person: Person, ttl: float) -> None:
         """Mark one connection present in a room until ttl seconds from now."""
 
@@ -104,6 +129,7 @@ class MemoryBroker(Broker):
         super().__init__()
         self._lock = threading.Lock()
         self._hits: dict[str, deque[float]] = {}
+        self._generations: dict[str, int] = {}
         self._presence: dict[int, dict[str, tuple[Person, float]]] = {}
         self._typing: dict[int, dict[int, tuple[Person, float]]] = {}
 
@@ -116,6 +142,9 @@ class MemoryBroker(Broker):
     def allow(self, key: str, limit: int, window: float) -> bool:
         now = time.monotonic()
         with self._lock:
+            if len(self._hits) > 10_000:  # keys nobody used for a while (throttled addresses...)
+                for stale in [k for k, times in self._hits.items() if not times or times[-1] <= now - 3600]:
+                    del self._hits[stale]
             hits = self._hits.setdefault(key, deque())
             while hits and hits[0] <= now - window:
                 hits.popleft()
@@ -123,6 +152,32 @@ class MemoryBroker(Broker):
                 return False
             hits.append(now)
             return True
+
+    def hit(self, key: str, window: float) -> None:
+        self.allow(key, sys.maxsize, window)  # the same sliding-window log, never full
+
+    def retry_after(self, key: str, limit: int, window: float) -> float:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                return 0.0
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) < limit:
+                return 0.0
+            return hits[len(hits) - limit] + window - now
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._hits.pop(key, None)
+
+    def generation(self, name: str) -> int:
+        return self._generations.get(name, 0)
+
+    def bump(self, name: str) -> None:
+        with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
 
     def presence_touch(self, room_id: int, conn_id: str, person: Person, ttl: float) -> None:
         with self._lock:

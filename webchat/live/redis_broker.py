@@ -14,7 +14,8 @@ Redis is not the truth (the database is), so nothing here raises into a request:
   published while we were not subscribed are gone.
 - a publish that failed while Redis itself stayed up (a timeout, this process cut
   off) is announced once Redis answers: every process reconnects that room's sockets.
-- presence, typing and the rate limiter fail open: ``[]`` and ``True``.
+- presence, typing, the rate limiter and the login/sign-up throttles fail open:
+  ``[]``, ``True`` and "no wait" (the database and the password hash still stand).
 
 Presence and typing are sorted sets scored by expiry time (Redis' own clock, so
 hosts need not agree on the time) plus a hash of who each member is; reads prune
@@ -46,7 +47,7 @@ PING_EVERY = 5.0
 DEAD_AFTER = 15.0  # no answer to our pings for this long: the connection is half-dead
 RESTART = "restart"  # control payload {"restart": [room ids]}: "those rooms' sockets, reconnect"
 
-# All three scripts read the clock of Redis itself (allowed in scripts since Redis 5,
+# All the scripts read the clock of Redis itself (allowed in scripts since Redis 5,
 # whose effects replication is the default since 7).
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
 
@@ -86,18 +87,37 @@ return out
 """
 )
 
-# KEYS: zset; ARGV: limit, window, unique member. A sliding-window log, like MemoryBroker:
-# refused attempts are not counted.
-_ALLOW = (
+# The sliding-window log of the rate limiter and the throttles, pruned to its window.
+# KEYS: zset; ARGV: limit, window, ...
+_WINDOW = (
     _NOW
     + """
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+"""
+)
+
+# ARGV[3]: a unique member. Like MemoryBroker: refused attempts are not counted.
+_ALLOW = (
+    _WINDOW
+    + """
 if redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
 return 1
+"""
+)
+
+# Seconds until fewer than limit events are in the window (0 while fewer are), as a
+# string: a Lua number would reach us truncated to an integer.
+_RETRY_AFTER = (
+    _WINDOW
+    + """
+local n = redis.call('ZCARD', KEYS[1])
+if n < limit then return '0' end
+local at = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+return tostring(tonumber(at[2]) + window - now)
 """
 )
 
@@ -162,6 +182,7 @@ class RedisBroker(Broker):
         self._touch = self._redis.register_script(_TOUCH)
         self._live = self._redis.register_script(_LIVE)
         self._allow = self._redis.register_script(_ALLOW)
+        self._retry_after = self._redis.register_script(_RETRY_AFTER)
         # The subscriber connection must NOT retry on its own: redis-py would silently
         # reconnect and resubscribe, hiding the gap in which fragments were lost.
         self._sub_redis = redis.Redis.from_url(
@@ -395,10 +416,30 @@ class RedisBroker(Broker):
         self._commands.back()
         return result
 
+    def _rate_key(self, key: str) -> str:
+        return f"{self.prefix}rate:{key}"
+
     def allow(self, key: str, limit: int, window: float) -> bool:
         member = f"{time.time()}:{os.urandom(6).hex()}"
-        result = self._call(lambda: self._allow(keys=[f"{self.prefix}rate:{key}"], args=[limit, window, member]), 1)
+        result = self._call(lambda: self._allow(keys=[self._rate_key(key)], args=[limit, window, member]), 1)
         return bool(int(result))
+
+    def hit(self, key: str, window: float) -> None:
+        self.allow(key, 2**53, window)  # the same sliding-window log, never full
+
+    def retry_after(self, key: str, limit: int, window: float) -> float:
+        result = self._call(lambda: self._retry_after(keys=[self._rate_key(key)], args=[limit, window]), "0")
+        return max(0.0, float(result))
+
+    def forget(self, key: str) -> None:
+        self._call(lambda: self._redis.delete(self._rate_key(key)), None)
+
+    def generation(self, name: str) -> int:
+        value = self._call(lambda: self._redis.get(f"{self.prefix}generation:{name}"), -1)
+        return -1 if value == -1 else int(value or 0)
+
+    def bump(self, name: str) -> None:
+        self._call(lambda: self._redis.incr(f"{self.prefix}generation:{name}"), None)
 
     def presence_touch(self, room_id: int, conn_id: str, person: Person, ttl: float) -> None:
         who = json.dumps([person.user_id, person.username])
