@@ -18,6 +18,9 @@ from flask import Flask
 from markupsafe import Markup, escape
 
 from . import timefmt
+from .auth.forms import username_key
+from .rooms.mentions import MENTION_RE
+from .rooms.mentions import decode as decode_mentions
 
 # Consecutive messages of one author this close together share one name.
 GROUP_WINDOW = timedelta(minutes=5)
@@ -53,24 +56,48 @@ def _safe_http_url(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
-def linkify(text: str) -> Markup:
-    """Escape the text and turn http(s) URLs into links; nothing else becomes markup.
+def linkify(text: str, mentions: str | None = None) -> Markup:
+    """Escape the text, turn http(s) URLs into links and the stored @mentions into
+    highlighted names; nothing else becomes markup.
 
-    Every piece of user text goes through ``escape``; the only markup added is our own
-    anchor, whose href is the escaped URL itself.
+    Every piece of user text goes through ``escape``; the only markup added is our own:
+    an anchor whose href is the escaped URL itself, and a span around a name that the
+    message was stored as mentioning (``mentions``: "id:name ...").
     """
-    if "://" not in text:  # most messages: no regex, one escape
+    if "://" not in text and not mentions:  # most messages: no regex, one escape
         return escape(text)
+    names = decode_mentions(mentions) if mentions else {}
     out: list[str] = []
     pos = 0
-    for match in URL_RE.finditer(text):
+    for match in URL_RE.finditer(text) if "://" in text else ():
         url = _trim_url(match.group(0))
         if not url or not _safe_http_url(url):
             continue
         start = match.start()
-        out.append(escape(text[pos:start]))
+        out.append(_mark_mentions(text[pos:start], names))
         out.append(Markup('<a href="{0}" rel="noopener nofollow ugc" target="_blank">{0}</a>').format(url))
         pos = start + len(url)
+    out.append(_mark_mentions(text[pos:], names))
+    return Markup("").join(out)
+
+
+def _mark_mentions(text: str, names: dict[str, int]) -> Markup:
+    if not names or "@" not in text:
+        return escape(text)
+    out: list[str] = []
+    pos = 0
+    for match in MENTION_RE.finditer(text):
+        name = match.group(1).rstrip(".-")
+        key = username_key(name)
+        if key not in names:
+            continue
+        start, end = match.start(), match.start() + 1 + len(name)
+        out.append(escape(text[pos:start]))
+        if key == "room":
+            out.append(Markup('<span class="mention mention-room">@{0}</span>').format(name))
+        else:
+            out.append(Markup('<span class="mention" data-user="{0}">@{1}</span>').format(names[key], name))
+        pos = end
     out.append(escape(text[pos:]))
     return Markup("").join(out)
 
