@@ -7,8 +7,8 @@ from webchat.templating import linkify
 
 
 def test_candidates_are_names_after_an_at_sign_in_any_script_once_each():
-    text = "@Alice 你好 @小明, thanks @bob. mail me at x@bob.org @alice @room"
-    assert candidates(text) == ["alice", "小明", "bob", "room"]
+    text = "@Alice 你好 @小明同学, thanks @bob. mail me at x@bob.org @alice @room"
+    assert candidates(text) == ["alice", "小明同学", "bob", "room"]
     assert candidates("no@mention here, @ab too short") == []
 
 
