@@ -37,7 +37,7 @@ def _migrated(database_url):
 
 
 def empty_tables() -> None:
-    for table in ("membership", "message", "room", '"user"' if TEST_DB == "postgres" else "user"):
+    for table in ("reaction", "membership", "message", "room", '"user"' if TEST_DB == "postgres" else "user"):
         db.session.execute(db.text(f"DELETE FROM {table}"))
     db.session.commit()
 
