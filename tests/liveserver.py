@@ -244,7 +244,12 @@ def socket_args(page: str) -> tuple[int, int | None]:
 
 
 OOB_RE = re.compile(r'<\w+ [^>]*?hx-swap-oob="([^"]*)"[^>]*>')
-CHANGE_TARGET_RE = re.compile(r"innerHTML:#m-(\d+),#oob-sink")
+CHANGE_TARGET_RE = re.compile(r"innerHTML:#m-(\d+)(?: \.msg-content)?,#oob-sink")
+
+
+def change_of(message_id: int) -> str:
+    """A pattern for Socket.wait_for: a frame that changes (or empties) that message."""
+    return rf"innerHTML:#m-{message_id}(?: \.msg-content)?,#oob-sink"
 
 
 def changes(frame: str) -> dict[int, str]:

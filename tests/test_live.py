@@ -14,7 +14,7 @@ import websocket
 
 from . import services
 from .conftest import TEST_DB, migrate_database
-from .liveserver import Browser, LiveServer, changes, message_ids, socket_args
+from .liveserver import Browser, LiveServer, change_of, changes, message_ids, socket_args
 
 pytestmark = pytest.mark.live
 
@@ -429,21 +429,21 @@ def test_edits_reactions_and_deletions_reach_the_other_reader_in_place(pair, eng
     a.send("helo there")
     [mid] = message_ids(b.wait_for("helo there"))
     assert act(alice, room, mid, "edit", message="hello there") == 200
-    frame = b.wait_for(rf"innerHTML:#m-{mid},#oob-sink")
+    frame = b.wait_for(change_of(mid))
     assert stored_row(engine, mid)[:2] == ("hello there", True)  # committed before anyone saw it
     inside = changes(frame)[mid]
     assert "hello there" in inside and ">edited</span>" in inside and "<article" not in inside
-    assert a.wait_for(rf"innerHTML:#m-{mid},#oob-sink") == frame  # the same bytes for the same view
+    assert a.wait_for(change_of(mid)) == frame  # the same bytes for the same view
 
     assert act(bob, room, mid, "reactions", emoji="🎉") == 200
-    inside = changes(a.wait_for(rf"innerHTML:#m-{mid},#oob-sink"))[mid]
+    inside = changes(a.wait_for(change_of(mid)))[mid]
     bob_id = json.loads(stored_row(engine, mid)[3])[0][1][0][0]
     assert f'value="🎉" data-by="{bob_id}"' in inside and '<span class="reaction-count">1</span>' in inside
-    b.wait_for(rf"innerHTML:#m-{mid},#oob-sink")
+    b.wait_for(change_of(mid))
 
     assert act(alice, room, mid, "delete") == 200
     for sock in (a, b):
-        assert changes(sock.wait_for(rf"innerHTML:#m-{mid},#oob-sink"))[mid] == ""  # emptied: hidden by CSS
+        assert changes(sock.wait_for(change_of(mid)))[mid] == ""  # emptied: hidden by CSS
     assert stored_row(engine, mid)[0] == ""
 
 

@@ -233,6 +233,8 @@ def test_without_javascript_reply_to_prefills_the_composer_and_is_checked(app, p
     fragment = bob.get(f"{ROOM}composer?reply_to={mid}&message=draft", headers=HX)
     assert fragment.status_code == 200 and 'id="composer"' in text(fragment) and "<html" not in text(fragment)
     assert input_value(text(fragment), "message") == "draft" and "autofocus" in text(fragment)
+    # ...with the menu of the message answered, out of band: closed.
+    assert f'<details class="msg-menu" hx-swap-oob="outerHTML:#m-{mid} .msg-menu">' in text(fragment)
     cancel = bob.get(f"{ROOM}composer?message=draft", headers=HX)
     assert 'name="reply_to"' not in text(cancel) and input_value(text(cancel), "message") == "draft"
 

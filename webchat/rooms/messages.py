@@ -1,9 +1,9 @@
 """One message's actions: edit, delete, react (and the message alone, for htmx).
 
 With htmx, a message's menu posts here (the page's hx-headers carry the CSRF token)
-and the answer replaces the inside of that message's <article> for this reader; the
-change reaches every open copy of the room through the broker anyway
-(rooms/changes.py). Without JavaScript, the same URLs answer GET with a page of their
+and the answer puts the menu back, closed, with the message's new content out of band
+for this reader; the change reaches every open copy of the room through the broker
+anyway (rooms/changes.py). Without JavaScript, the same URLs answer GET with a page of their
 own whose form posts with its CSRF token and is redirected (303) back to the room.
 
 A non-member gets 404 like everywhere else; a message of another room or a deleted
@@ -44,10 +44,9 @@ def _back_to(room, message_id: int | None = None):
     return redirect(f"{url}#m-{message_id}" if message_id else url, code=303)
 
 
-def _inside(message, tz: str, status: int = 200):
-    """What htmx swaps into the message's article: the same as a push to this view."""
-    html = render_template("rooms/_message_inner.html", m=message, tz=tz)
-    response = make_response(html, status)
+def _restored(message, tz: str):
+    """The message's menu, closed, and its content out of band (as a push to this view)."""
+    response = make_response(render_template("rooms/_restored.html", m=message, tz=tz))
     response.vary.add("HX-Request")
     return response
 
@@ -60,12 +59,13 @@ def _page(room, message, action: str, status: int = 200, **context):
 
 @bp.route(MESSAGE_URL)
 def message(room_name: str, message_id: int):
-    """The message as the room shows it (htmx: "cancel" on the inline edit form)."""
+    """The message as the room shows it (htmx: "cancel" on the inline edit form puts
+    back its menu and content)."""
     room = _room_or_404(room_name)
     found = changes.find(room, message_id)
     if not _htmx():
         return _back_to(room, message_id)
-    return _inside(found, reader_view()[1])
+    return _restored(found, reader_view()[1])
 
 
 @bp.route(MESSAGE_URL + "/edit", methods=["GET", "POST"])
@@ -80,7 +80,7 @@ def edit_message(room_name: str, message_id: int):
         except InvalidInput as exc:
             error = str(exc)
         else:
-            return _inside(state, tz) if _htmx() else _back_to(room, message_id)
+            return _restored(state, tz) if _htmx() else _back_to(room, message_id)
     found = changes.find(room, message_id)
     if not changes.may_edit(found, current_user):
         raise changes.NotAllowed
@@ -99,7 +99,7 @@ def delete_message(room_name: str, message_id: int):
     room = _room_or_404(room_name)
     if request.method == "POST":
         changes.delete_message(room, current_user, message_id)
-        # htmx empties the article (the page's style hides an empty message).
+        # htmx empties the article, as the push does (the page's style hides an empty message).
         return ("", 200) if _htmx() else _back_to(room)
     found = changes.find(room, message_id)
     if not changes.may_delete(room, found, current_user):
@@ -120,7 +120,7 @@ def react_to_message(room_name: str, message_id: int):
             state = changes.toggle_reaction(room, current_user, message_id, emoji)
         except RateLimited:
             abort(429)
-        return _inside(state, tz) if _htmx() else _back_to(room, message_id)
+        return _restored(state, tz) if _htmx() else _back_to(room, message_id)
     found = changes.find(room, message_id)
     if found.is_system:
         raise changes.NotAllowed

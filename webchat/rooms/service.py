@@ -18,7 +18,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..live import broker, events
-from ..models import QUOTE_CHARS, Membership, Message, Quote, Room, User, utcnow
+from ..models import Membership, Message, Quote, Room, User, utcnow
+from . import history
 
 ROOM_NAME_MAX = 50
 # Room names live in URLs: any letters (Chinese included), digits, spaces and most
@@ -118,22 +119,6 @@ def _previous_query():
     )
 
 
-@cache
-def _reply_query():
-    # What a reply needs to know of the message it answers, and to quote it.
-    return (
-        select(
-            Message.room_id,
-            Message.kind,
-            Message.deleted_at,
-            User.username,
-            func.substr(Message.body, 1, QUOTE_CHARS + 20),
-        )
-        .join(User, User.id == Message.author_id)
-        .where(Message.id == bindparam("id"))
-    )
-
-
 def room_for(name: str, user_id: int) -> tuple[Room | None, Membership | None]:
     """The room and the user's membership in it, in one query (every room page, post
     and socket). A private room the user is not in does not exist for them: (None, None),
@@ -202,15 +187,19 @@ def message_id_value(value: object) -> int | None:
     return int(value)
 
 
-def reply_target(room: Room, message_id: int) -> Quote:
-    """What a reply to ``message_id`` quotes; InvalidInput unless it is a message of this
-    room that someone wrote and nobody deleted."""
-    row = db.session.execute(_reply_query(), {"id": message_id}).first()
-    if row is None or row[0] != room.id or row[1] != Message.USER:
+def reply_target(room: Room, message_id: int) -> Message:
+    """The message a reply to ``message_id`` answers; InvalidInput unless it is a message
+    of this room that someone wrote and nobody deleted."""
+    message = history.message_in_room(room.id, message_id)
+    if message is None or message.is_system:
         raise InvalidInput(gettext("You can only reply to a message of this room."))
-    if row[2] is not None:
+    if message.deleted_at is not None:
         raise InvalidInput(gettext("That message was deleted, so it cannot be replied to."))
-    return Quote.of(message_id, row[3], row[4], False)
+    return message
+
+
+def quote_of(message: Message) -> Quote:
+    return Quote.of(message.id, message.author_name, message.body, False)
 
 
 def parse_reply_to(room: Room, value: object) -> Quote | None:
@@ -220,7 +209,7 @@ def parse_reply_to(room: Room, value: object) -> Quote | None:
     message_id = message_id_value(value)
     if message_id is None:
         raise InvalidInput(gettext("You can only reply to a message of this room."))
-    return reply_target(room, message_id)
+    return quote_of(reply_target(room, message_id))
 
 
 def check_rate(user: User, what: str = "rate", factor: int = 1) -> None:

@@ -5,7 +5,7 @@ import contextlib
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..models import Quote
+from ..models import Message
 from ..timefmt import reader_view
 from . import history, listing, service
 from . import membership as membership_rules
@@ -48,7 +48,7 @@ def _message_id_arg(name: str) -> int | None:
     return message_id
 
 
-def _reply_arg(room) -> Quote | None:
+def _reply_arg(room) -> Message | None:
     """?reply_to=<id>: the composer answers that message (of this room, still there), else 400."""
     message_id = _message_id_arg("reply_to")
     if message_id is None:
@@ -78,7 +78,8 @@ def room(room_name: str):
         else:
             return redirect(url_for("rooms.room", room_name=room.name), code=303)
     else:
-        reply = _reply_arg(room)
+        answered = _reply_arg(room)
+        reply = service.quote_of(answered) if answered else None
 
     before, after = _message_id_arg("before"), _message_id_arg("after")
     part = history.rendered_slice(room, reader_view(), before=before, after=after)
@@ -110,14 +111,19 @@ def room(room_name: str):
 @bp.route("/room/<room_name>/composer")
 def composer(room_name: str):
     """The composer answering ?reply_to=<id> (or nothing), keeping the draft (?message=):
-    htmx swaps it in from a message's "Reply" and the reply's cancel link."""
+    htmx swaps it in from a message's "Reply" (with that message again, which closes its
+    menu) and from the reply's cancel link."""
     room, membership = service.room_for(room_name, current_user.id)
     if room is None or membership is None:
         abort(404)
-    reply = _reply_arg(room)
+    answered = _reply_arg(room)
     if not request.headers.get("HX-Request"):
-        return redirect(url_for("rooms.room", room_name=room.name, reply_to=reply.id if reply else None))
+        return redirect(url_for("rooms.room", room_name=room.name, reply_to=answered.id if answered else None))
     draft = request.args.get("message", "")[: current_app.config["MESSAGE_MAX_CHARS"]]
-    response = make_response(render_template("rooms/_composer.html", room=room, reply=reply, draft=draft, focus=True))
+    reply = service.quote_of(answered) if answered else None
+    html = render_template("rooms/_composer.html", room=room, reply=reply, draft=draft, focus=True)
+    if answered is not None:
+        html += render_template("rooms/_restored.html", m=answered, menu_only=True)
+    response = make_response(html)
     response.vary.add("HX-Request")
     return response
