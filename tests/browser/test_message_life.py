@@ -98,3 +98,36 @@ def test_two_people_edit_react_reply_and_delete_live(open_page, console, web):
     say(alice, "Never mind")
     expect(message(bob, "Never mind")).to_have_count(1)
     assert console.unexpected() == []
+
+
+def test_without_javascript_every_action_has_a_page_of_its_own(open_page, web):
+    room = unique("quiet")
+    alice = open_page(java_script_enabled=False)
+    sign_up(alice, web.url, unique("alice"))
+    alice.goto(web.url + "/create/")
+    alice.get_by_label("Room name").fill(room)
+    alice.get_by_label("Room name").press("Enter")
+    say(alice, "Teh plan")
+    expect(message(alice, "Teh plan")).to_have_count(1)
+
+    open_menu(alice, "Teh plan").get_by_role("link", name="Edit").click()  # <details> needs no script
+    alice.get_by_role("textbox", name="Edit your message").fill("The plan")
+    alice.get_by_role("button", name="Save").click()
+    expect(message(alice, "The plan").locator(".msg-edited")).to_have_text("edited")
+
+    open_menu(alice, "The plan").get_by_role("button", name="👀").click()  # opens the reaction page
+    expect(alice.get_by_role("heading", name="React to a message")).to_be_visible()
+    expect(alice.get_by_role("button", name="👀")).to_be_focused()
+    alice.keyboard.press("Enter")
+    expect(message(alice, "The plan").locator("button.reaction")).to_have_text("👀 1")
+
+    open_menu(alice, "The plan").get_by_role("link", name="Reply").click()
+    expect(alice.locator(".composer-reply")).to_contain_text("The plan")
+    say(alice, "Step one")
+    expect(message(alice, "Step one").locator(".quote")).to_contain_text("The plan")
+
+    open_menu(alice, "The plan").get_by_role("button", name="Delete").click()  # the confirmation page
+    expect(alice.get_by_role("heading", name="Delete this message?")).to_be_visible()
+    alice.get_by_role("button", name="Delete").click()
+    expect(message(alice, "The plan")).to_have_count(0)
+    expect(message(alice, "Step one").locator(".quote")).to_have_text("The original message was deleted.")
