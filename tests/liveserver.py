@@ -229,6 +229,19 @@ class Socket:
             pass
 
 
+def chatting(alice_server: LiveServer, bob_server: LiveServer, name) -> tuple[str, Browser, Browser, Socket, Socket]:
+    """A fresh room (``name(prefix)`` makes unique names) that alice owns on one server
+    and bob has joined on another (or the same), each with an open socket."""
+    room = name("room")
+    alice = Browser(alice_server).signup(name("alice")).create_room(room)
+    bob = Browser(bob_server).signup(name("bob"))
+    bob.enter(room)
+    a, b = alice.socket(room), bob.socket(room)
+    a.wait_for('id="log-live"')
+    b.wait_for('id="log-live"')
+    return room, alice, bob, a, b
+
+
 def message_ids(html: str) -> list[int]:
     return [int(m) for m in re.findall(r'<article id="m-(\d+)"', html)]
 

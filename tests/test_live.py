@@ -14,7 +14,7 @@ import websocket
 
 from . import services
 from .conftest import TEST_DB, migrate_database
-from .liveserver import Browser, LiveServer, change_of, changes, message_ids, socket_args
+from .liveserver import Browser, LiveServer, change_of, changes, chatting, message_ids, socket_args
 
 pytestmark = pytest.mark.live
 
@@ -47,13 +47,7 @@ def stored(engine, room: str) -> list[tuple[int, str]]:
 @pytest.fixture
 def pair(server):
     """alice owns a fresh room, bob has joined it; both have an open socket."""
-    room = uniq("room")
-    alice = Browser(server).signup(uniq("alice")).create_room(room)
-    bob = Browser(server).signup(uniq("bob"))
-    bob.enter(room)
-    a, b = alice.socket(room), bob.socket(room)
-    a.wait_for('id="log-live"')
-    b.wait_for('id="log-live"')
+    room, alice, bob, a, b = chatting(server, server, uniq)
     yield room, alice, bob, a, b
     a.close()
     b.close()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from webchat.extensions import db
 from webchat.models import Message, Reaction, Room, User
 
-from .conftest import articles, create_room, csrf_token, field_error, input_value, signup
+from .conftest import articles, create_room, csrf_token, field_error, input_value, signed_up
 
 ROOM = "/room/general/"
 HX = {"HX-Request": "true"}
@@ -26,10 +26,7 @@ def text(response) -> str:
 @pytest.fixture
 def people(app):
     """alice owns "general", bob is a member, carol has never been in it."""
-    clients = {}
-    for who in ("alice", "bob", "carol"):
-        clients[who] = app.test_client()
-        signup(clients[who], who)
+    clients = signed_up(app, "alice", "bob", "carol")
     create_room(clients["alice"], "general")
     clients["bob"].get(ROOM)
     return clients

@@ -241,19 +241,13 @@ def test_open_sockets_hold_no_database_connection(live_database_url, tmp_path):
 def test_changes_to_messages_reach_every_server_and_its_catch_up(live_database_url, tmp_path, redis_prefix):
     """An edit made on server A reaches Bob's socket on server B, a reaction made on B
     reaches Alice's on A, and Bob, back on the other server after a drop, catches up."""
-    from .liveserver import change_of, changes, socket_args
+    from .liveserver import change_of, changes, chatting, socket_args
     from .test_live import act
 
     a_srv = start_server(live_database_url, tmp_path, "a", services.REDIS_URL, redis_prefix)
     b_srv = start_server(live_database_url, tmp_path, "b", services.REDIS_URL, redis_prefix)
     try:
-        room = name("room")
-        alice = Browser(a_srv).signup(name("alice")).create_room(room)
-        bob = Browser(b_srv).signup(name("bob"))
-        bob.enter(room)
-        a, b = alice.socket(room), bob.socket(room)
-        a.wait_for('id="status"')
-        b.wait_for('id="status"')
+        room, alice, bob, a, b = chatting(a_srv, b_srv, name)
         a.send("shared draft")
         [mid] = message_ids(b.wait_for("shared draft"))
 

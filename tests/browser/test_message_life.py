@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from .conftest import screenshot, sign_up, unique
+from .conftest import create_room, screenshot, sign_up, unique
 from .test_live_chat import composer, room_url, say, status
 
 
@@ -27,9 +27,7 @@ def test_two_people_edit_react_reply_and_delete_live(open_page, console, web):
     alice_name, bob_name = unique("alice"), unique("bob")
     alice, bob = open_page(), open_page()
     sign_up(alice, web.url, alice_name)
-    alice.goto(web.url + "/create/")
-    alice.get_by_label("Room name").fill(room)
-    alice.get_by_label("Room name").press("Enter")
+    create_room(alice, web.url, room)
     sign_up(bob, web.url, bob_name)
     bob.goto(room_url(web, room))
     for page in (alice, bob):
@@ -104,9 +102,7 @@ def test_without_javascript_every_action_has_a_page_of_its_own(open_page, web):
     room = unique("quiet")
     alice = open_page(java_script_enabled=False)
     sign_up(alice, web.url, unique("alice"))
-    alice.goto(web.url + "/create/")
-    alice.get_by_label("Room name").fill(room)
-    alice.get_by_label("Room name").press("Enter")
+    create_room(alice, web.url, room)
     say(alice, "Teh plan")
     expect(message(alice, "Teh plan")).to_have_count(1)
 
