@@ -112,8 +112,8 @@ def react_to_message(room_name: str, message_id: int):
     room = _room_or_404(room_name)
     source = request.form if request.method == "POST" else request.args
     emoji = source.get("emoji")
-    if emoji is not None and emoji not in changes.PALETTE or request.method == "POST" and emoji is None:
-        abort(400)
+    if (emoji is not None and emoji not in changes.PALETTE) or (request.method == "POST" and emoji is None):
+        abort(400)  # only the palette's; a POST must name one
     if request.method == "POST":
         tz = reader_view()[1]
         try:
