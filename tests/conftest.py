@@ -37,7 +37,15 @@ def _migrated(database_url):
 
 
 def empty_tables() -> None:
-    tables = ("invite", "user_session", "membership", "message", "room", '"user"' if TEST_DB == "postgres" else "user")
+    tables = (
+        "invite",
+        "user_session",
+        "reaction",
+        "membership",
+        "message",
+        "room",
+        '"user"' if TEST_DB == "postgres" else "user",
+    )
     for table in tables:
         db.session.execute(db.text(f"DELETE FROM {table}"))
     db.session.commit()
@@ -96,6 +104,15 @@ def signup(client, username: str = "alice", password: str = "correct horse"):
     response = post_form(client, "/signup/", {"username": username, "password": password, "confirm": password})
     assert response.status_code == 303, response.get_data(as_text=True)
     return response
+
+
+def signed_up(app, *names: str) -> dict:
+    """A test client of its own for each of ``names``, each signed up."""
+    clients = {}
+    for name in names:
+        clients[name] = app.test_client()
+        signup(clients[name], name)
+    return clients
 
 
 def create_room(client, name: str = "general"):

@@ -145,15 +145,32 @@ class Browser:
     def cookie_header(self) -> str:
         return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
-    def socket(self, room: str, after: int = 0, origin: str | None = None) -> Socket:
-        return Socket(self, room, after, origin)
+    def socket(self, room: str, after: int = 0, origin: str | None = None, seq: int | None = None) -> Socket:
+        return Socket(self, room, after, origin, seq)
+
+    def page_socket(self, room: str) -> Socket:
+        """The socket the room page opens: its ws-connect URL's after= and seq=, as htmx
+        reconnects with them every time."""
+        after, seq = socket_args(self.enter(room))
+        return self.socket(room, after=after, seq=seq)
 
 
 class Socket:
     """A real WebSocket client speaking what htmx's ws extension speaks."""
 
-    def __init__(self, browser: Browser, room: str, after: int = 0, origin: str | None = None, path: str | None = None):
+    def __init__(
+        self,
+        browser: Browser,
+        room: str,
+        after: int = 0,
+        origin: str | None = None,
+        seq: int | None = None,
+        path: str | None = None,
+    ):
         path = path or f"/ws/chat/{urllib.parse.quote(room)}/?after={after}"
+        if seq is not None:
+            path += f"&seq={seq}"
+        self.after, self.seq = after, seq
         url = browser.server.url.replace("http://", "ws://") + path
         self.ws = websocket.create_connection(
             url,
@@ -165,8 +182,11 @@ class Socket:
         self.frames: list[str] = []
         self.close_code: int | None = None
 
-    def send(self, text: str) -> None:
-        self.send_raw(json.dumps({"message": text, "csrf_token": "x", "HEADERS": {"HX-Request": "true"}}))
+    def send(self, text: str, reply_to: int | str | None = None) -> None:
+        frame = {"message": text, "csrf_token": "x", "HEADERS": {"HX-Request": "true"}}
+        if reply_to is not None:
+            frame["reply_to"] = str(reply_to)  # the composer's hidden field, as htmx sends it
+        self.send_raw(json.dumps(frame))
 
     def typing(self) -> None:
         self.send_raw(json.dumps({"message": "draft", "typing": "1", "HEADERS": {"HX-Request": "true"}}))
@@ -219,6 +239,19 @@ class Socket:
             pass
 
 
+def chatting(alice_server: LiveServer, bob_server: LiveServer, name) -> tuple[str, Browser, Browser, Socket, Socket]:
+    """A fresh room (``name(prefix)`` makes unique names) that alice owns on one server
+    and bob has joined on another (or the same), each with an open socket."""
+    room = name("room")
+    alice = Browser(alice_server).signup(name("alice")).create_room(room)
+    bob = Browser(bob_server).signup(name("bob"))
+    bob.enter(room)
+    a, b = alice.socket(room), bob.socket(room)
+    a.wait_for('id="log-live"')
+    b.wait_for('id="log-live"')
+    return room, alice, bob, a, b
+
+
 def message_ids(html: str) -> list[int]:
     return [int(m) for m in re.findall(r'<article id="m-(\d+)"', html)]
 
@@ -228,3 +261,34 @@ class ListSocket(Socket):
 
     def __init__(self, browser: Browser, origin: str | None = None):
         super().__init__(browser, "", origin=origin, path="/ws/list/")
+
+
+WS_CONNECT_RE = re.compile(r'ws-connect="[^"]*[?;]after=(\d+)(?:&amp;seq=(\d+))?"')
+
+
+def socket_args(page: str) -> tuple[int, int | None]:
+    """The after= and seq= of a room page's ws-connect URL."""
+    match = WS_CONNECT_RE.search(page)
+    assert match, "the room page has no ws-connect URL"
+    return int(match.group(1)), int(match.group(2)) if match.group(2) else None
+
+
+OOB_RE = re.compile(r'<\w+ [^>]*?hx-swap-oob="([^"]*)"[^>]*>')
+CHANGE_TARGET_RE = re.compile(r"innerHTML:#m-(\d+)(?: \.msg-content)?,#oob-sink")
+
+
+def change_of(message_id: int) -> str:
+    """A pattern for Socket.wait_for: a frame that changes (or empties) that message."""
+    return rf"innerHTML:#m-{message_id}(?: \.msg-content)?,#oob-sink"
+
+
+def changes(frame: str) -> dict[int, str]:
+    """The messages a frame replaces in place, each with its new inside ("" once deleted)."""
+    swaps = list(OOB_RE.finditer(frame))
+    found = {}
+    for i, swap in enumerate(swaps):
+        target = CHANGE_TARGET_RE.fullmatch(swap.group(1))
+        if target:
+            body = frame[swap.end() : swaps[i + 1].start() if i + 1 < len(swaps) else len(frame)]
+            found[int(target.group(1))] = body[: body.rfind("</div>")].strip()
+    return found

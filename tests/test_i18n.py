@@ -23,9 +23,10 @@ from webchat.live import events, frames
 from webchat.live import views as live_views
 from webchat.live.broker import Person
 from webchat.live.push import Renderer
-from webchat.models import utcnow
+from webchat.models import Quote, utcnow
+from webchat.rooms.changes import reaction_summary
 
-from .conftest import ROOT, articles, post_form, signup
+from .conftest import ROOT, articles, csrf_token, post_form, signup
 
 TRANSLATIONS = ROOT / "webchat" / "translations"
 LANGUAGES = ("en", "zh_Hans")
@@ -246,6 +247,7 @@ def visit_member_pages(pages: Pages, app, client, room: str, other) -> None:
     assert 'class="room-start"' in pages.check("the start of the room (fragment)", start)
     assert "history-nav" in pages.check("history page", client.get(f"{url}?before={ids[0]}"))
     app.config["PAGE_SIZE"] = 50
+    visit_message_pages(pages, client, url)
 
     pages.check("settings", client.get("/settings/"))
     bad = {"language": "xx", "time_zone": "Mars/Olympus_Mons"}
@@ -258,6 +260,39 @@ def visit_member_pages(pages: Pages, app, client, room: str, other) -> None:
     for code in (403, 413, 418, 429, 500, 503):
         pages.check(f"{code}", client.get(f"/abort-test/{code}/"), code)
     pages.check("503 database down", client.get("/database-down-test/"), 503)
+
+
+def visit_message_pages(pages: Pages, client, url: str) -> None:
+    """Replying, editing, reacting, deleting: every page and fragment, errors included."""
+    said = articles(client.get(url).get_data(as_text=True))
+    mine = max(i for i, html in said.items() if "早上好" in html)
+    theirs = max(i for i, html in said.items() if "有人吗" in html)
+    hx = {"HX-Request": "true"}
+    token = csrf_token(client.get(url).get_data(as_text=True))
+    pages.check("room, replying", client.get(f"{url}?reply_to={theirs}"))
+    pages.check("composer, replying (fragment)", client.get(f"{url}composer?reply_to={theirs}", headers=hx))
+    pages.check("reply to nothing", post_form(client, url, {"message": "好", "reply_to": "999999"}), 400)
+    assert post_form(client, url, {"message": "在的", "reply_to": str(theirs)}).status_code == 303
+    pages.check("edit page", client.get(f"{url}messages/{mine}/edit"))
+    pages.check("edit, empty", post_form(client, f"{url}messages/{mine}/edit", {"message": ""}), 400)
+    pages.check("edit inline (fragment)", client.get(f"{url}messages/{mine}/edit", headers=hx))
+    empty = client.post(f"{url}messages/{mine}/edit", data={"message": " ", "csrf_token": token}, headers=hx)
+    pages.check("edit inline, empty (fragment)", empty, 422)
+    edited = client.post(f"{url}messages/{mine}/edit", data={"message": "早上好！", "csrf_token": token}, headers=hx)
+    pages.check("edited (fragment)", edited)
+    pages.check("edit someone else's", client.get(f"{url}messages/{theirs}/edit"), 403)
+    pages.check("reaction page", client.get(f"{url}messages/{theirs}/reactions?emoji=👍"))
+    pages.check("reaction, not on offer", client.get(f"{url}messages/{theirs}/reactions?emoji=x"), 400)
+    reacted = client.post(f"{url}messages/{theirs}/reactions", data={"emoji": "🎉", "csrf_token": token}, headers=hx)
+    pages.check("reacted (fragment)", reacted)
+    pages.check("delete page", client.get(f"{url}messages/{mine}/delete"))
+    pages.check("room: edited, a reply, reactions", client.get(url))
+    reply = max(articles(client.get(url).get_data(as_text=True)))
+    assert post_form(client, f"{url}messages/{reply}/delete", {}, get_url=url).status_code == 303
+    assert "消息已删除" in pages.check("room list, the last message deleted", client.get("/"))
+    assert post_form(client, f"{url}messages/{mine}/delete", {}, get_url=url).status_code == 303
+    pages.check("room: a reply to a deleted message", client.get(url))
+    pages.check("404 deleted message", client.get(f"{url}messages/{mine}/edit"), 404)
 
 
 def browser(app, accept_language: str):
@@ -338,12 +373,33 @@ def test_live_fragments_and_socket_errors_are_chinese_too(app):
         # What the hub pushes to a Chinese view: rendered by the one renderer of every push.
         render, view = Renderer(app), View("zh_Hans", "Asia/Shanghai")
         joined = SimpleNamespace(
-            id=9, author_id=1, author_name="张小明", body="", kind="system", event="joined", created_at=utcnow()
+            id=9,
+            author_id=1,
+            author_name="张小明",
+            body="",
+            kind="system",
+            event="joined",
+            created_at=utcnow(),
+            edited_at=None,
+            quote=None,
+            reactions=None,
         )
         said = SimpleNamespace(**{**vars(joined), "id": 10, "body": "你好", "kind": "user", "event": None})
+        changed = SimpleNamespace(
+            **{
+                **vars(said),
+                "id": 11,
+                "edited_at": utcnow(),
+                "quote": Quote.of(10, "张小明", "你好", False),
+                "reactions": reaction_summary([("👍", 1, "张小明"), ("🎉", 2, "王大锤")]),
+            }
+        )
         for name, event in (
             ("pushed join", events.message_event(joined, None)),
             ("pushed message", events.message_event(said, joined)),
+            ("pushed reply", events.message_event(changed, said)),
+            ("pushed change", events.change_event(11, changed, quoted=True)),
+            ("pushed deletion", events.change_event(10, None, quoted=True)),
             ("pushed presence", events.presence_event([Person(1, "张小明")])),
             ("pushed typing", events.typing_event([(Person(1, "张小明"), 3.0)])),
         ):

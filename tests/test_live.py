@@ -14,7 +14,7 @@ import websocket
 
 from . import services
 from .conftest import TEST_DB, migrate_database
-from .liveserver import Browser, LiveServer, message_ids
+from .liveserver import Browser, LiveServer, change_of, changes, chatting, message_ids, socket_args
 
 pytestmark = pytest.mark.live
 
@@ -47,13 +47,7 @@ def stored(engine, room: str) -> list[tuple[int, str]]:
 @pytest.fixture
 def pair(server):
     """alice owns a fresh room, bob has joined it; both have an open socket."""
-    room = uniq("room")
-    alice = Browser(server).signup(uniq("alice")).create_room(room)
-    bob = Browser(server).signup(uniq("bob"))
-    bob.enter(room)
-    a, b = alice.socket(room), bob.socket(room)
-    a.wait_for('id="log-live"')
-    b.wait_for('id="log-live"')
+    room, alice, bob, a, b = chatting(server, server, uniq)
     yield room, alice, bob, a, b
     a.close()
     b.close()
@@ -364,8 +358,10 @@ def wait_units(server, start: int, name: str, count: int, timeout: float = 5.0) 
 
 # A message over the socket: the room, the sender, the previous message, INSERT, UPDATE.
 SOCKET_SEND = 5
-# The catch-up on a (re)connect: one query for every missed message with its author.
+# The catch-up on a (re)connect: one query for every missed message with its author;
+# with the page's change number, one more for the messages of the page changed since.
 CATCH_UP = 1
+CATCH_UP_WITH_CHANGES = 2
 
 
 def test_a_message_sent_over_the_socket_keeps_its_budget_with_one_commit(pair, server):
@@ -398,3 +394,142 @@ def test_the_catch_up_after_a_reconnect_is_one_query_for_any_number_of_messages(
     [unit] = wait_units(server, start, "ws.catch_up", 1)
     check(unit, CATCH_UP, writes=False)
     again.close()
+
+
+# --- messages that change -------------------------------------------------------------
+
+
+def act(browser: Browser, room: str, message_id: int, action: str, **data) -> int:
+    """A message's action over plain HTTP (a form with its CSRF token), as a page posts it."""
+    page = browser.room_path(room)
+    status, _ = browser.post(f"{page}messages/{message_id}/{action}", data, form_path=page)
+    return status
+
+
+def stored_row(engine, message_id: int) -> tuple:
+    with engine.connect() as c:
+        return tuple(
+            c.execute(
+                sa.text(
+                    "SELECT body, edited_at IS NOT NULL, deleted_at IS NOT NULL, reactions FROM message WHERE id = :i"
+                ),
+                {"i": message_id},
+            ).one()
+        )
+
+
+def test_edits_reactions_and_deletions_reach_the_other_reader_in_place(pair, engine):
+    room, alice, bob, a, b = pair
+    a.send("helo there")
+    [mid] = message_ids(b.wait_for("helo there"))
+    assert act(alice, room, mid, "edit", message="hello there") == 200
+    frame = b.wait_for(change_of(mid))
+    assert stored_row(engine, mid)[:2] == ("hello there", True)  # committed before anyone saw it
+    inside = changes(frame)[mid]
+    assert "hello there" in inside and ">edited</span>" in inside and "<article" not in inside
+    assert a.wait_for(change_of(mid)) == frame  # the same bytes for the same view
+
+    assert act(bob, room, mid, "reactions", emoji="🎉") == 200
+    inside = changes(a.wait_for(change_of(mid)))[mid]
+    bob_id = json.loads(stored_row(engine, mid)[3])[0][1][0][0]
+    assert f'value="🎉" data-by="{bob_id}"' in inside and '<span class="reaction-count">1</span>' in inside
+    b.wait_for(change_of(mid))
+
+    assert act(alice, room, mid, "delete") == 200
+    for sock in (a, b):
+        assert changes(sock.wait_for(change_of(mid)))[mid] == ""  # emptied: hidden by CSS
+    assert stored_row(engine, mid)[0] == ""
+
+
+def test_a_reply_over_the_socket_quotes_its_original_and_follows_its_changes(pair, engine):
+    room, alice, _bob, a, b = pair
+    a.send("Lunch at noon?")
+    [mid] = message_ids(b.wait_for("Lunch at noon"))
+    b.send("Yes, see you there", reply_to=mid)
+    frame = a.wait_for("see you there")
+    assert f'<a class="quote quote-of-{mid}" href="#m-{mid}">' in frame and "Lunch at noon?" in frame
+    assert b.wait_for('<form id="composer"')  # the sender's composer, fresh: no reply any more
+    assert 'name="reply_to"' not in b.frames[-1]
+    # The original changes: every quote of it changes with it, in the same frame.
+    assert act(alice, room, mid, "edit", message="Lunch at one?") == 200
+    frame = b.wait_for(rf"innerHTML:\.quote-of-{mid},#oob-sink")
+    assert "Lunch at one?" in frame.split(f"innerHTML:.quote-of-{mid}")[1]
+    assert act(alice, room, mid, "delete") == 200
+    frame = b.wait_for(rf"innerHTML:\.quote-of-{mid},#oob-sink")
+    assert "The original message was deleted." in frame and "Lunch" not in frame
+
+
+def test_a_reply_to_a_message_of_another_room_over_the_socket_is_refused(pair, engine, server):
+    room, _alice, bob, a, b = pair
+    other = uniq("other")
+    Browser(server).signup(uniq("owner")).create_room(other)
+    elsewhere = max(message_ids(bob.enter(other)))  # bob joins it: its join message
+    before = stored(engine, room)
+    for target in (elsewhere, "abc", 10**30):
+        b.send("my answer", reply_to=target)
+        frame = b.wait_for('id="composer-error"')
+        assert "You can only reply to a message of this room." in frame
+    assert stored(engine, room) == before
+    assert not any("composer-error" in f for f in a.frames)
+
+
+def test_a_reader_who_was_away_gets_the_changes_to_the_messages_of_their_page(pair, server, engine):
+    from .querybudget import check, read_log
+
+    room, alice, bob, a, b = pair
+    a.send("uno draft")
+    [first] = message_ids(b.wait_for("uno draft"))
+    b.send("dos to delete")
+    [second] = message_ids(a.wait_for("dos to delete"))
+    b.send("tres to react to")
+    [third] = message_ids(a.wait_for("tres to react to"))
+    after, seq = socket_args(bob.enter(room))  # bob's page, as htmx will reconnect with it
+    assert after == third
+    b.close()  # bob's connection drops; meanwhile:
+    assert act(alice, room, first, "edit", message="uno final") == 200
+    assert act(alice, room, second, "delete") == 200  # the owner deletes bob's message
+    assert act(alice, room, third, "reactions", emoji="👍") == 200
+    a.send("cuatro")
+    [fourth] = message_ids(a.wait_for("cuatro"))
+    assert act(alice, room, fourth, "edit", message="cuatro edited") == 200
+
+    start = len(read_log(server.query_log))
+    again = bob.socket(room, after=after, seq=seq)
+    frame = again.wait_for('id="log-live" hx-swap-oob="innerHTML"')
+    found = changes(frame)
+    assert list(found) == [first, second, third]  # in the order they changed, each once
+    assert "uno final" in found[first] and ">edited</span>" in found[first]
+    assert found[second] == ""
+    assert 'value="👍"' in found[third] and "tres to react to" in found[third]
+    live_part = frame.split('id="log-live"')[1].split("</div>\n<div hx-swap-oob")[0]
+    assert message_ids(live_part) == [fourth] and "cuatro edited" in live_part  # newer: as it is now
+    [unit] = wait_units(server, start, "ws.catch_up", 1)
+    check(unit, CATCH_UP_WITH_CHANGES, writes=False)
+    # A reconnect is the same again (htmx reconnects with the page's URL every time).
+    assert changes(bob.socket(room, after=after, seq=seq).wait_for('id="log-live"')) == found
+    # A page rendered after the changes gets none of them.
+    now_after, now_seq = socket_args(bob.enter(room))
+    fresh = bob.socket(room, after=now_after, seq=now_seq).wait_for('id="log-live"')
+    assert changes(fresh) == {} and now_seq == seq + 4
+    again.close()
+
+
+def test_too_many_changes_while_away_ask_for_a_reload(live_database_url, tmp_path):
+    server = LiveServer(live_database_url, tmp_path, WS_REPLAY_LIMIT="2").start()
+    try:
+        room = uniq("room")
+        alice = Browser(server).signup(uniq("alice")).create_room(room)
+        a = alice.socket(room)
+        a.wait_for('id="log-live"')
+        ids = []
+        for word in ("alpha", "beta", "gamma"):
+            a.send(word)
+            ids += message_ids(a.wait_for(word))
+        after, seq = socket_args(alice.enter(room))
+        for mid in ids:
+            assert act(alice, room, mid, "reactions", emoji="👀") == 200
+        frame = alice.socket(room, after=after, seq=seq).wait_for('id="log-live"')
+        assert "Messages on this page changed while you were away." in frame and changes(frame) == {}
+        a.close()
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from webchat.extensions import db
-from webchat.models import Membership, Message, User
+from webchat.models import Membership, Message, Room, User
 
 from .conftest import create_room, csrf_token, signup
 from .test_history import add_messages
@@ -142,3 +142,76 @@ def test_a_reused_slice_is_the_same_html_and_never_another_views(app, alice, que
     alice_page = alice.get("/room/general/").get_data(as_text=True)
     bob_page = bob.get("/room/general/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "Asia/Shanghai" in bob_page and "Asia/Shanghai" not in alice_page
+
+
+# Changing a message: the user, the room with the membership, the room's next change
+# number (UPDATE ... RETURNING: it locks the room's changes into one order), the message
+# with its quote, then the writes.
+EDIT = 6  # + UPDATE the message, UPDATE the replies that quote it
+DELETE = 7  # + UPDATE the message, DELETE its reactions, UPDATE its replies
+REACT = 8  # + DELETE the reader's reaction or else INSERT it, read its reactions, UPDATE the message
+
+
+def decorate(app, ids: list[int], replies: int = 10) -> None:
+    """Reactions of three people on every message, and replies quoting some (which
+    makes a new newest message: pages are read and rendered again)."""
+    from webchat.rooms import changes
+
+    with app.app_context():
+        users = [db.session.execute(select(User).filter_by(username="alice")).scalar_one()]
+        for name in ("bob", "carol"):
+            user = User(username=name, username_key=name, password_hash="x")
+            db.session.add(user)
+            users.append(user)
+        db.session.flush()
+        room = db.session.get(Room, db.session.get(Message, ids[-1]).room_id)
+        for mid in ids:
+            rows = [(emoji, u.id, u.username) for u in users for emoji in changes.PALETTE[:3]]
+            db.session.get(Message, mid).reactions = changes.reaction_summary(rows)
+        added = [
+            Message(room_id=room.id, author_id=users[1].id, body=f"re {mid}", reply_to_id=mid) for mid in ids[-replies:]
+        ]
+        db.session.add_all(added)
+        db.session.flush()
+        room.last_message_id = added[-1].id
+        db.session.commit()
+
+
+def test_a_page_with_reactions_and_replies_costs_what_a_plain_one_does(app, alice, queries):
+    add_messages(app, 60)
+    plain = statement_count(queries, ROOM_PAGE + ROOM_PAGE_READ_MARKER, lambda: alice.get("/room/general/"))
+    decorate(app, add_messages(app, 60))
+    response, tally = queries.measure(ROOM_PAGE + ROOM_PAGE_READ_MARKER, lambda: alice.get("/room/general/"))
+    page = response.get_data(as_text=True)
+    assert page.count('<article id="m-') == 50
+    assert page.count('class="reaction"') == 3 * 40 and page.count('class="quote ') == 10
+    assert len(tally.statements) == plain
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["bare", "many reactions and replies"])
+def test_changing_a_message_costs_the_same_whatever_it_carries(app, alice, queries, many):
+    ids = add_messages(app, 5)
+    if many:
+        decorate(app, ids)
+    token = csrf_token(alice.get("/room/general/").get_data(as_text=True))
+    url = f"/room/general/messages/{ids[-2]}"
+    hx = {"HX-Request": "true", "X-CSRFToken": token}
+    for data, budget in (({"emoji": "👀"}, REACT), ({"emoji": "👀"}, REACT - 1)):  # on, then off again
+        response, tally = queries.measure(budget, lambda d=data: alice.post(url + "/reactions", data=d, headers=hx))
+        assert response.status_code == 200 and tally.commits == 1 and len(tally.statements) == budget
+    response, tally = queries.measure(EDIT, lambda: alice.post(url + "/edit", data={"message": "new"}, headers=hx))
+    assert response.status_code == 200 and tally.commits == 1 and len(tally.statements) == EDIT
+    response, tally = queries.measure(DELETE, lambda: alice.post(url + "/delete", headers=hx))
+    assert response.status_code == 200 and tally.commits == 1 and len(tally.statements) == DELETE
+    # The change answers with what it knows: nothing is read again after the commit.
+    assert tally.statements[-1].lstrip().upper().startswith("UPDATE")
+
+
+def test_a_reply_costs_one_statement_more_than_a_message(app, alice, queries):
+    ids = add_messages(app, 5)
+    token = csrf_token(alice.get("/room/general/").get_data(as_text=True))
+    plain = {"message": "hi", "csrf_token": token}
+    _, message = queries.measure(POST, lambda: alice.post("/room/general/", data=plain), writes=True)
+    reply = {**plain, "reply_to": str(ids[-1])}  # + what the reply quotes, checked to be of this room
+    response, tally = queries.measure(POST + 1, lambda: alice.post("/room/general/", data=reply), writes=True)
+    assert response.status_code == 303 and len(tally.statements) == len(message.statements) + 1

@@ -236,3 +236,38 @@ def test_open_sockets_hold_no_database_connection(live_database_url, tmp_path):
             s.close()
     finally:
         server.stop()
+
+
+def test_changes_to_messages_reach_every_server_and_its_catch_up(live_database_url, tmp_path, redis_prefix):
+    """An edit made on server A reaches Bob's socket on server B, a reaction made on B
+    reaches Alice's on A, and Bob, back on the other server after a drop, catches up."""
+    from .liveserver import change_of, changes, chatting, socket_args
+    from .test_live import act
+
+    a_srv = start_server(live_database_url, tmp_path, "a", services.REDIS_URL, redis_prefix)
+    b_srv = start_server(live_database_url, tmp_path, "b", services.REDIS_URL, redis_prefix)
+    try:
+        room, alice, bob, a, b = chatting(a_srv, b_srv, name)
+        a.send("shared draft")
+        [mid] = message_ids(b.wait_for("shared draft"))
+
+        assert act(alice, room, mid, "edit", message="shared final") == 200  # on server A
+        assert "shared final" in changes(b.wait_for(change_of(mid)))[mid]
+        assert act(bob, room, mid, "reactions", emoji="❤️") == 200  # on server B
+        assert 'value="❤️"' in changes(a.wait_for(rf'(?s){change_of(mid)}.*value="❤️"'))[mid]
+
+        after, seq = socket_args(bob.enter(room))
+        b.close()
+        assert act(alice, room, mid, "edit", message="shared, once more") == 200
+        # Bob's browser reconnects through the load balancer: server A this time.
+        bob_on_a = Browser(a_srv)
+        bob_on_a.jar = bob.jar
+        again = bob_on_a.socket(room, after=after, seq=seq)
+        assert "shared, once more" in changes(again.wait_for('id="log-live"'))[mid]
+        assert act(alice, room, mid, "delete") == 200
+        assert changes(again.wait_for(change_of(mid)))[mid] == ""
+        for s in (a, again):
+            s.close()
+    finally:
+        a_srv.stop()
+        b_srv.stop()

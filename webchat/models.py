@@ -1,7 +1,8 @@
-"""The tables: who, where, what was said, who belongs where; sessions and invites."""
+"""The tables: who, where, what was said, who belongs where, who reacted how; sessions and invites."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
@@ -66,6 +67,11 @@ class Room(db.Model):
     # "room", or "direct": the conversation of two people (always private; its name_key
     # is "dm/<lower id>/<higher id>", which no room name can be: "/" is not allowed).
     kind: Mapped[str] = mapped_column(String(10), default="room", server_default="room")
+    # Counts the changes to the room's messages (edits, deletions, reactions): each one
+    # takes the next number, in the same transaction, and stamps it on the message
+    # (Message.changed_seq). A page knows the number it was rendered at; a socket's
+    # catch-up sends what changed since. Taking it also serialises a room's changes.
+    change_seq: Mapped[int] = mapped_column(default=0, server_default="0")
 
     owner: Mapped[User] = relationship(lazy="joined")
 
@@ -104,11 +110,30 @@ class Message(db.Model):
     # rendered in each reader's language, never stored as a sentence.
     event: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The message this one answers (same room). No foreign key, like room.last_message_id:
+    # a message row is never removed but with its room, and a missing one reads as deleted.
+    reply_to_id: Mapped[int | None] = mapped_column(index=True)
+    edited_at: Mapped[datetime | None] = mapped_column()
+    # Soft delete: the row stays (replies say "the original was deleted"), its text goes.
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    # The room's change_seq of the latest edit, deletion or reaction (None: never changed).
+    changed_seq: Mapped[int | None] = mapped_column()
+    # Who reacted how, as JSON: [[emoji, [[user id, username], ...]], ...] in palette
+    # order. Rebuilt from the reaction table with each toggle, in its transaction, so a
+    # page of messages reads its reactions with the messages, in the same statement.
+    reactions: Mapped[str | None] = mapped_column(Text)
 
     author: Mapped[User] = relationship(lazy="joined")
 
-    # "newest in a room" and keyset paging both walk (room_id, id).
-    __table_args__ = (Index("ix_message_room_id_id", "room_id", "id"),)
+    # "newest in a room" and keyset paging both walk (room_id, id); a socket's catch-up
+    # reads a room's changes since a number by (room_id, changed_seq).
+    __table_args__ = (
+        Index("ix_message_room_id_id", "room_id", "id"),
+        Index("ix_message_room_id_changed_seq", "room_id", "changed_seq"),
+    )
+
+    # What a reply shows of its original (a Quote), set by the queries that read one.
+    quote = None
 
     @property
     def is_system(self) -> bool:
@@ -117,6 +142,43 @@ class Message(db.Model):
     @property
     def author_name(self) -> str:
         return self.author.username
+
+
+QUOTE_CHARS = 100  # how much of the original a reply shows
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a reply shows of the message it answers: who said it and how it began."""
+
+    id: int
+    author: str
+    text: str  # "" once the original is deleted
+    deleted: bool
+
+    @classmethod
+    def of(cls, message_id: int, author: str | None, body: str | None, deleted: bool) -> Quote:
+        if author is None or deleted:  # gone (or never was): say so, show nothing of it
+            return cls(message_id, "", "", True)
+        text = " ".join((body or "").split())
+        if len(text) > QUOTE_CHARS:
+            text = text[: QUOTE_CHARS - 1].rstrip() + "…"
+        return cls(message_id, author, text, False)
+
+    def as_list(self) -> list:
+        return [self.id, self.author, self.text, self.deleted]
+
+
+class Reaction(db.Model):
+    """One person's reaction with one emoji to one message (the truth behind Message.reactions)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    emoji: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("message_id", "user_id", "emoji", name="uq_reaction_message_user_emoji"),)
 
 
 class Membership(db.Model):

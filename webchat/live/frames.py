@@ -35,6 +35,7 @@ class BadFrame(ValueError):
 class Incoming:
     typing: bool
     text: object  # validated by the message service, which owns the rules
+    reply_to: object = None  # the message answered (the composer's hidden field), validated there too
 
 
 def parse(raw: str | bytes, max_bytes: int) -> Incoming:
@@ -53,4 +54,4 @@ def parse(raw: str | bytes, max_bytes: int) -> Incoming:
         return Incoming(typing=True, text=None)
     if "message" not in data:
         raise BadFrame(gettext("The message field is missing. Reload the page and try again."))
-    return Incoming(typing=False, text=data["message"])
+    return Incoming(typing=False, text=data["message"], reply_to=data.get("reply_to"))

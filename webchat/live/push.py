@@ -2,7 +2,8 @@
 
 The hub calls ``Renderer`` once per (event, view present in the room) and writes the
 same encoded bytes to every socket of that view: R readers in V views cost V
-renders and R writes. Every kind of push — messages, presence, typing — comes here.
+renders and R writes. Every kind of push — messages, changes to them, presence,
+typing — comes here.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Renderer:
         self._kept = FragmentCache(512)
 
     def __call__(self, event: dict, view: i18n.View) -> str:
-        if event["kind"] == events.MESSAGE:
+        if event["kind"] in (events.MESSAGE, events.CHANGE):  # each one new
             return self._fresh(event, view)
         # Presence, typing, revocations repeat the same few states: kept per view.
         key = ("push", view, json.dumps(event, sort_keys=True))
@@ -56,6 +57,9 @@ class Renderer:
             if kind == events.MESSAGE:
                 message, previous = events.read_message(event)
                 return self._render("live/_push_message.html", m=message, prev=previous, tz=view.time_zone)
+            if kind == events.CHANGE:
+                mid, message, quote = events.read_change(event)
+                return self._render("live/_push_change.html", mid=mid, m=message, quote=quote, tz=view.time_zone)
             if kind == events.PRESENCE:
                 return self._render("live/_presence.html", people=[Person(*p) for p in event["people"]])
             if kind == events.REVOKE:

@@ -36,6 +36,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import events
 from .broker import Broker, Listener, Person, Restart, UserListener
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ class RedisBroker(Broker):
         self._pid = 0
         self._pubsub = None
         self._run_id: str | None = None  # the Redis server instance we are subscribed to
-        # Rooms whose message publish failed, not yet announced (the first failure
+        # Rooms whose message or change publish failed, not yet announced (the first failure
         # happened while we were subscribed to the server ``_missed_run_id``).
         self._missed: set[int] = set()
         self._missed_run_id: str | None = None
@@ -251,7 +252,7 @@ class RedisBroker(Broker):
             self._redis.publish(self._channel(room_id), payload)
         except redis.RedisError as exc:
             self._commands.lost(exc)
-            if message_id is not None:
+            if message_id is not None or events.caught_up(event):
                 if not self._missed:
                     self._missed_run_id = self._run_id
                 self._missed.add(room_id)

@@ -1,9 +1,12 @@
-"""The room's WebSocket: /ws/chat/<room_name>/?after=<newest id the page showed>.
+"""The room's WebSocket: /ws/chat/<room_name>/?after=<newest id the page showed>&seq=<the
+room's change number when the page was rendered>.
 
 On every (re)connect: check the session's user, the Origin and the membership
 against the database; join the hub (subscribe) first, then send everything newer than
-``after`` from the database in one frame that replaces the live part of the log, then
-stream, skipping ids that frame already held. Nothing is lost, nothing doubles.
+``after`` from the database in one frame that replaces the live part of the log, with
+the messages up to ``after`` that changed since ``seq`` (edited, deleted, reacted to)
+replaced in place, then stream, skipping ids that frame already held. Nothing is lost,
+nothing doubles.
 """
 
 from __future__ import annotations
@@ -86,9 +89,9 @@ def _serve(ws: Server, room_name: str) -> None:
         return _refuse(ws, gettext("This room does not exist."))
     if membership is None:
         return _refuse(ws, gettext("Open the room page to join it first."))
-    after = request.args.get("after", "0")
-    after_id = int(after) if after.isascii() and after.isdigit() and len(after) < 19 else 0
-    session = LiveSession(ws, room.id, room.name, after_id)
+    after_id = service.message_id_value(request.args.get("after")) or 0
+    seq = service.message_id_value(request.args.get("seq"))  # None: an old page, no changes sent
+    session = LiveSession(ws, room.id, room.name, after_id, seq)
     del room  # keep ids, not rows (and their joined owner), for the socket's life
     session.run()
 
@@ -150,12 +153,12 @@ def list_socket(ws: Server) -> None:
 class LiveSession:
     """What one socket does in one room: catch up, relay, and speak for its user."""
 
-    def __init__(self, ws: Server, room_id: int, room_name: str, after_id: int) -> None:
+    def __init__(self, ws: Server, room_id: int, room_name: str, after_id: int, seq: int | None = None) -> None:
         cfg = current_app.config
         self.app = current_app._get_current_object()
         self.hub = current_app.extensions["webchat.hub"]
         self.broker = brokers.get()
-        self.room_id, self.room_name, self.after_id = room_id, room_name, after_id
+        self.room_id, self.room_name, self.after_id, self.seq = room_id, room_name, after_id, seq
         self.person = brokers.Person(current_user.id, current_user.username)
         self.view = View(current_language(), reader_zone())
         self.conn = Connection(ws, cfg["WS_QUEUE_FRAMES"], self.view, current_user.id, session.get("sid"))
@@ -199,9 +202,13 @@ class LiveSession:
         db.session.remove()  # hold no database connection while the socket idles
 
     def _replay(self) -> None:
-        anchor, messages, truncated = history.messages_after(
-            self.room_id, self.after_id, self.app.config["WS_REPLAY_LIMIT"]
-        )
+        limit = self.app.config["WS_REPLAY_LIMIT"]
+        anchor, messages, truncated = history.messages_after(self.room_id, self.after_id, limit)
+        # Read after subscribing, like the messages: a change committed since is either
+        # in this read or queued behind it (sent after, so the newest state wins).
+        changes, changes_truncated = [], False
+        if self.seq is not None and self.after_id:
+            changes, changes_truncated = history.changed_since(self.room_id, self.after_id, self.seq, limit)
         self.conn.skip_ids = frozenset(m.id for m in messages)
         self.conn.newest_id = max(self.conn.skip_ids, default=self.after_id)
 
@@ -211,13 +218,19 @@ class LiveSession:
                 messages=messages,
                 anchor=anchor,
                 truncated=truncated,
+                changes=[] if changes_truncated else changes,
+                changes_truncated=changes_truncated,
                 room_name=self.room_name,
                 tz=self.view.time_zone,
             )
 
         # A restart reconnects a whole room with the same ``after``: one rendering per view.
-        key = ("replay", self.room_id, self.after_id, self.conn.newest_id, truncated, self.view)
-        self.conn.send_now(fragments.cached(key, render) + self._heartbeat()[0])
+        # A message's HTML depends on its row, which changes only with its changed_seq.
+        def state(rows) -> tuple:
+            return tuple((m.id, m.changed_seq) for m in rows)
+
+        key = ("replay", self.room_id, self.after_id, truncated, changes_truncated, state(messages), state(changes))
+        self.conn.send_now(fragments.cached((*key, self.view), render) + self._heartbeat()[0])
 
     def _heartbeat(self) -> tuple[str, bytes]:
         return self.app.extensions["webchat.presence"].heartbeat(self.room_id, self.view.language)
@@ -239,7 +252,7 @@ class LiveSession:
             if incoming.typing:
                 self._typing()
             else:
-                self._send(incoming.text)
+                self._send(incoming.text, incoming.reply_to)
         except (frames.BadFrame, service.InvalidInput) as exc:
             self._reply(render_template("rooms/_composer_error.html", error=str(exc), oob=True))
         except Exception:  # noqa: BLE001 - a database fault must not kill the socket
@@ -259,13 +272,13 @@ class LiveSession:
         """A fragment for this socket only."""
         self.conn.push(frames.encode_text_frame(html))
 
-    def _send(self, text: object) -> None:
+    def _send(self, text: object, reply_to: object = None) -> None:
         # Fresh rows per frame: the socket outlives any one database session.
         room = service.room_by_id(self.room_id)
         user = db.session.get(User, self.person.user_id)
         if room is None or user is None:
             raise service.InvalidInput(gettext("This room or your account no longer exists. Reload the page."))
-        service.post_message(room, user, text)
+        service.post_message(room, user, text, reply_to)
         if self.broker.typing_drop(self.room_id, self.person.user_id):
             self.app.extensions["webchat.presence"].publish_typing(self.room_id)
         self._reply(render_template("rooms/_composer.html", room=room, oob=True, focus=True))

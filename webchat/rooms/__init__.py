@@ -1,10 +1,13 @@
-"""Rooms: the list, creating one, a room's page and its history."""
+"""Rooms: the list, creating one, a room's page and its history, and messages that change."""
 
 from flask import Flask
 
-from . import manage  # noqa: F401 - registers its routes on bp
+from . import manage, messages  # noqa: F401 - they register their routes on bp
+from .changes import PALETTE, reaction_groups
 from .views import bp
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.jinja_env.filters["reaction_groups"] = reaction_groups
+    app.jinja_env.globals["REACTIONS"] = PALETTE

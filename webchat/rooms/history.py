@@ -2,10 +2,15 @@
 
 A slice of history (up to PAGE_SIZE messages) is rendered for one *view* — the
 reader's language and time zone, and their today for day labels — and kept
-(webchat/fragments.py) under the room's newest message id: every page view and
-infinite-scroll step after the first is a lookup, not fifty renders and a query.
-A new message changes the key, so a kept slice is never stale; once messages can
-change (edits, deletions), the room's change counter must join the key.
+(webchat/fragments.py) under the room's newest message id and its change sequence:
+every page view and infinite-scroll step after the first is a lookup, not fifty
+renders and a query. A new message, an edit, a deletion or a reaction changes the
+key, so a kept slice is never stale.
+
+Every query here reads each message with its author and, for a reply, the start of
+the message it answers (joined, in the same statement); reactions are a column of the
+message (Message.reactions). A page costs the same whatever its replies and reactions.
+Deleted messages are left out of pages; the socket's catch-up reads them, to remove them.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from functools import cache
 
 from flask import current_app, render_template
 from markupsafe import Markup
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.orm import aliased
 
 from .. import fragments
 from ..extensions import db
-from ..models import Message, Room
+from ..models import QUOTE_CHARS, Message, Quote, Room, User
 
 
 @dataclass
@@ -33,10 +39,34 @@ class Page:
     before_first: Message | None = None
 
 
+def with_quote(query: Select) -> Select:
+    """``query`` (of Message) plus what a reply shows of its original: its author, the
+    start of its text and whether it was deleted (outer joins: one statement)."""
+    quoted, quoted_author = aliased(Message, name="quoted"), aliased(User, name="quoted_author")
+    return (
+        query.add_columns(
+            quoted_author.username, func.substr(quoted.body, 1, QUOTE_CHARS + 20), quoted.deleted_at.is_not(None)
+        )
+        .outerjoin(quoted, quoted.id == Message.reply_to_id)
+        .outerjoin(quoted_author, quoted_author.id == quoted.author_id)
+    )
+
+
+def read_quoted(rows) -> list[Message]:
+    """The messages of ``with_quote`` rows, each with its ``quote`` set."""
+    messages = []
+    for message, author, body, deleted in rows:
+        if message.reply_to_id is not None:
+            message.quote = Quote.of(message.reply_to_id, author, body, bool(deleted))
+        messages.append(message)
+    return messages
+
+
 @cache
 def _queries() -> dict[str, Select]:
     """Built once, with bound parameters: building a statement costs more than running it."""
-    in_room = select(Message).where(Message.room_id == bindparam("room_id"))
+    shown = Message.deleted_at.is_(None)
+    in_room = with_quote(select(Message).where(Message.room_id == bindparam("room_id"), shown))
     newest_first = in_room.order_by(Message.id.desc()).limit(bindparam("limit"))
     return {
         "newest": newest_first,
@@ -45,8 +75,21 @@ def _queries() -> dict[str, Select]:
         "at_or_before": newest_first.where(Message.id <= bindparam("id")),
         "at_or_after": newest_first.where(Message.id >= bindparam("id")),
         "any_from": select(Message.id)
-        .where(Message.room_id == bindparam("room_id"), Message.id >= bindparam("id"))
+        .where(Message.room_id == bindparam("room_id"), Message.id >= bindparam("id"), shown)
         .limit(1),
+        # Deleted ones included: the catch-up removes them, a change says "gone".
+        "changed": with_quote(
+            select(Message).where(
+                Message.room_id == bindparam("room_id"),
+                Message.id <= bindparam("id"),
+                Message.changed_seq > bindparam("seq"),
+            )
+        )
+        .order_by(Message.changed_seq)
+        .limit(bindparam("limit")),
+        "one": with_quote(
+            select(Message).where(Message.id == bindparam("id"), Message.room_id == bindparam("room_id"))
+        ),
     }
 
 
@@ -61,7 +104,7 @@ def history(room: Room, before: int | None = None, after: int | None = None) -> 
     q = _queries()
 
     def rows(name: str, **params) -> list[Message]:
-        return list(db.session.execute(q[name], {"room_id": room.id, **params}).scalars())
+        return read_quoted(db.session.execute(q[name], {"room_id": room.id, **params}))
 
     if after is not None:
         newer = rows("after", id=after, limit=size + 1)
@@ -81,15 +124,29 @@ def messages_after(room_id: int, after_id: int, limit: int) -> tuple[Message | N
     """For a socket's catch-up: the message ``after_id`` itself (the page's newest, so day
     headings continue from it), the newest ``limit`` messages after it (oldest first),
     and whether more were skipped. One query."""
-    rows = list(
-        db.session.execute(
-            _queries()["at_or_after"], {"room_id": room_id, "id": after_id, "limit": limit + 2}
-        ).scalars()
+    rows = read_quoted(
+        db.session.execute(_queries()["at_or_after"], {"room_id": room_id, "id": after_id, "limit": limit + 2})
     )
     rows.reverse()
     anchor = rows.pop(0) if rows and rows[0].id == after_id else None
     truncated = len(rows) > limit
     return (None if truncated else anchor), rows[-limit:] if limit else [], truncated
+
+
+def changed_since(room_id: int, up_to_id: int, seq: int, limit: int) -> tuple[list[Message], bool]:
+    """For a socket's catch-up: the messages up to ``up_to_id`` (those its page may show)
+    changed after the room's change number ``seq``, deleted ones included, in the order
+    they changed; and whether more than ``limit`` did. One query."""
+    rows = read_quoted(
+        db.session.execute(_queries()["changed"], {"room_id": room_id, "id": up_to_id, "seq": seq, "limit": limit + 1})
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def message_in_room(room_id: int, message_id: int) -> Message | None:
+    """One message of the room with its quote, deleted or not (the caller decides)."""
+    rows = read_quoted(db.session.execute(_queries()["one"], {"room_id": room_id, "id": message_id}))
+    return rows[0] if rows else None
 
 
 @dataclass(frozen=True)
@@ -105,7 +162,7 @@ class Slice:
 def rendered_slice(room: Room, view: tuple, before: int | None = None, after: int | None = None) -> Slice:
     """The slice the URL asks for, rendered for ``view``: from the cache when the room
     has not changed since it was rendered."""
-    key = ("slice", room.id, room.last_message_id, before, after, view)
+    key = ("slice", room.id, room.last_message_id, room.change_seq, before, after, view)
     return fragments.cached(key, lambda: _render_slice(room, before, after))
 
 

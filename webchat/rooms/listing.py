@@ -29,6 +29,7 @@ class Preview:
     body: str
     author: str
     created_at: datetime
+    deleted: bool = False  # its text is gone: the list says so
 
     @property
     def is_system(self) -> bool:
@@ -61,6 +62,7 @@ def _query():
             Message.id > func.coalesce(mine.c.last_read_message_id, 0),
             Message.kind == Message.USER,
             Message.author_id != reader_id,
+            Message.deleted_at.is_(None),
         )
         .correlate(Room, mine)
         .scalar_subquery()
@@ -82,6 +84,7 @@ def _query():
             func.substr(last.body, 1, PREVIEW_CHARS),
             author.username,
             last.created_at,
+            last.deleted_at.is_not(None),
         )
         .join(owner, owner.id == Room.owner_id)
         .outerjoin(members, members.c.room_id == Room.id)
@@ -104,7 +107,7 @@ def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
             private,
             owner_name,
             n,
-            Preview(last_kind, event, body, author_name, at) if last_id is not None else None,
+            Preview(last_kind, event, body, author_name, at, bool(deleted)) if last_id is not None else None,
             count if member_id is not None else None,
         )
         for (
@@ -122,12 +125,16 @@ def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
             body,
             author_name,
             at,
+            deleted,
         ) in db.session.execute(_query(), {"reader_id": reader_id})
     ]
 
 
 def rendered_items(rooms: list[RoomSummary], view: tuple) -> list[Markup]:
-    """Each entry's HTML for this view, rendered only when that entry or view is new."""
+    """Each entry's HTML for this view, rendered only when that entry or view is new.
+
+    The key is the summary itself: everything an entry shows, the last message's text
+    and whether it was deleted included, so a change to it changes the key."""
     room_item = get_template_attribute("rooms/_room_item.html", "room_item")
     zone = view[1]
     keep = fragments.cache()

@@ -19,7 +19,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..live import broker, events
-from ..models import Membership, Message, Room, User, utcnow
+from ..models import Membership, Message, Quote, Room, User, utcnow
+from . import history
 
 ROOM_NAME_MAX = 50
 # Room names live in URLs: any letters (Chinese included), digits, spaces and most
@@ -109,8 +110,14 @@ def _write_statements():
 
 @cache
 def _previous_query():
-    # What grouping needs of the message before a new one (no full row, no author join).
-    return select(Message.author_id, Message.kind, Message.created_at).where(Message.id == bindparam("id"))
+    # What grouping needs of the message before a new one (no full row, no author join):
+    # the room's newest that is still shown (walking the (room_id, id) index backwards).
+    return (
+        select(Message.author_id, Message.kind, Message.created_at)
+        .where(Message.room_id == bindparam("room"), Message.deleted_at.is_(None))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
 
 
 def room_for(name: str, user_id: int) -> tuple[Room | None, Membership | None]:
@@ -171,11 +178,46 @@ def clean_text(text: object) -> str:
     return text
 
 
-def post_message(room: Room, user: User, text: object) -> Message:
-    """Validate, store, commit, then publish the message to the room."""
-    body = clean_text(text)
+def message_id_value(value: object) -> int | None:
+    """A message id as a form or a socket frame carries it: ASCII digits (str.isdigit()
+    also accepts '²' or '١'), short enough for the column; None when not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
+
+
+def reply_target(room: Room, message_id: int) -> Message:
+    """The message a reply to ``message_id`` answers; InvalidInput unless it is a message
+    of this room that someone wrote and nobody deleted."""
+    message = history.message_in_room(room.id, message_id)
+    if message is None or message.is_system:
+        raise InvalidInput(gettext("You can only reply to a message of this room."))
+    if message.deleted_at is not None:
+        raise InvalidInput(gettext("That message was deleted, so it cannot be replied to."))
+    return message
+
+
+def quote_of(message: Message) -> Quote:
+    return Quote.of(message.id, message.author_name, message.body, False)
+
+
+def parse_reply_to(room: Room, value: object) -> Quote | None:
+    """The optional ``reply_to`` of the composer (a form field, a socket frame's field)."""
+    if value is None or value == "":
+        return None
+    message_id = message_id_value(value)
+    if message_id is None:
+        raise InvalidInput(gettext("You can only reply to a message of this room."))
+    return quote_of(reply_target(room, message_id))
+
+
+def check_rate(user: User, what: str = "rate", factor: int = 1) -> None:
+    """At most RATE_LIMIT_COUNT messages (edits count as messages) per window, per user;
+    ``factor`` times as many for cheaper actions (reactions)."""
     cfg = current_app.config
-    if not broker.get().allow(f"rate:{user.id}", cfg["RATE_LIMIT_COUNT"], cfg["RATE_LIMIT_WINDOW"]):
+    if not broker.get().allow(f"{what}:{user.id}", cfg["RATE_LIMIT_COUNT"] * factor, cfg["RATE_LIMIT_WINDOW"]):
         raise RateLimited(
             ngettext(
                 "You are sending too fast: at most %(num)d message every %(seconds)s seconds. "
@@ -186,7 +228,16 @@ def post_message(room: Room, user: User, text: object) -> Message:
                 seconds=format(cfg["RATE_LIMIT_WINDOW"], "g"),
             )
         )
-    return _store_and_publish(room, user, body, Message.USER)
+
+
+def post_message(room: Room, user: User, text: object, reply_to: object = None) -> Message:
+    """Validate, store, commit, then publish the message to the room.
+
+    ``reply_to``: the id of the message this one answers (same room, not deleted)."""
+    body = clean_text(text)
+    quote = parse_reply_to(room, reply_to)
+    check_rate(user)
+    return _store_and_publish(room, user, body, Message.USER, quote=quote)
 
 
 def _store_and_publish(
@@ -196,6 +247,7 @@ def _store_and_publish(
     kind: str,
     event: str | None = None,
     seen_by: Membership | None = None,
+    quote: Quote | None = None,
 ) -> Message:
     """One commit: the message, the room's activity and, for a joining member
     (``seen_by``), the read marker at their own join message. Then render once and publish.
@@ -205,12 +257,18 @@ def _store_and_publish(
     """
     # The previous message decides grouping under one name and the day's heading; the
     # event carries it, so delivery reads nothing from the database.
-    previous = (
-        db.session.execute(_previous_query(), {"id": room.last_message_id}).first() if room.last_message_id else None
-    )
+    previous = db.session.execute(_previous_query(), {"room": room.id}).first() if room.last_message_id else None
     insert_message, touch_room = _write_statements()
     now = utcnow()
-    values = {"room_id": room.id, "author_id": author.id, "body": body, "kind": kind, "event": event, "created_at": now}
+    values = {
+        "room_id": room.id,
+        "author_id": author.id,
+        "body": body,
+        "kind": kind,
+        "event": event,
+        "created_at": now,
+        "reply_to_id": quote.id if quote else None,
+    }
     message_id = db.session.execute(insert_message, values).inserted_primary_key[0]
     db.session.execute(touch_room, {"room": room.id, "at": now, "message": message_id})
     # The row in this session says what the database now holds, without a flush of its own.
@@ -221,6 +279,7 @@ def _store_and_publish(
     db.session.commit()
     message = Message(id=message_id, **values)  # what was stored (not in the session)
     message.author = author
+    message.quote = quote
     # Published as an event: each process renders it once per view of its sockets.
     broker.get().publish(room.id, events.message_event(message, previous), message_id=message_id)
     return message

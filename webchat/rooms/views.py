@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import contextlib
+
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
 from .. import fragments
-from ..models import direct_title
+from ..models import Message, direct_title
 from ..timefmt import reader_view
 from . import history, listing, service
 from . import membership as membership_rules
@@ -65,10 +67,21 @@ def _message_id_arg(name: str) -> int | None:
     value = request.args.get(name)
     if value is None:
         return None
-    # ASCII digits only: str.isdigit() also accepts '²' or '١', which int() rejects or reads oddly.
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+    message_id = service.message_id_value(value)
+    if message_id is None:
         abort(400)
-    return int(value)
+    return message_id
+
+
+def _reply_arg(room) -> Message | None:
+    """?reply_to=<id>: the composer answers that message (of this room, still there), else 400."""
+    message_id = _message_id_arg("reply_to")
+    if message_id is None:
+        return None
+    try:
+        return service.reply_target(room, message_id)
+    except service.InvalidInput:
+        abort(400)
 
 
 @bp.route("/room/<room_name>/", methods=["GET", "POST"])
@@ -78,15 +91,20 @@ def room(room_name: str):
         abort(404)
     if membership is None:  # a public room: anyone may join
         membership = service.enter_room(room, current_user)
-    error, draft = None, ""
+    error, draft, reply = None, "", None
     if request.method == "POST":
-        draft = request.form.get("message", "")
+        draft, reply_to = request.form.get("message", ""), request.form.get("reply_to")
         try:
-            service.post_message(room, current_user, draft)
+            service.post_message(room, current_user, draft, reply_to)
         except service.InvalidInput as exc:
             error = str(exc)
+            with contextlib.suppress(service.InvalidInput):  # still answering it, unless that was the error
+                reply = service.parse_reply_to(room, reply_to)
         else:
             return redirect(url_for("rooms.room", room_name=room.name), code=303)
+    else:
+        answered = _reply_arg(room)
+        reply = service.quote_of(answered) if answered else None
 
     before, after = _message_id_arg("before"), _message_id_arg("after")
     view = reader_view()
@@ -112,8 +130,30 @@ def room(room_name: str):
         live=live,
         error=error,
         draft=draft,
+        reply=reply,
         stale_after=current_app.config["HEARTBEAT_SECONDS"] * 2.5,
     )
     response = make_response(html, 400 if error else 200)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.route("/room/<room_name>/composer")
+def composer(room_name: str):
+    """The composer answering ?reply_to=<id> (or nothing), keeping the draft (?message=):
+    htmx swaps it in from a message's "Reply" (with that message again, which closes its
+    menu) and from the reply's cancel link."""
+    room, membership = service.room_for(room_name, current_user.id)
+    if room is None or membership is None:
+        abort(404)
+    answered = _reply_arg(room)
+    if not request.headers.get("HX-Request"):
+        return redirect(url_for("rooms.room", room_name=room.name, reply_to=answered.id if answered else None))
+    draft = request.args.get("message", "")[: current_app.config["MESSAGE_MAX_CHARS"]]
+    reply = service.quote_of(answered) if answered else None
+    html = render_template("rooms/_composer.html", room=room, reply=reply, draft=draft, focus=True)
+    if answered is not None:
+        html += render_template("rooms/_restored.html", m=answered, menu_only=True)
+    response = make_response(html)
     response.vary.add("HX-Request")
     return response
