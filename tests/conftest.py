@@ -40,6 +40,7 @@ def empty_tables() -> None:
     tables = (
         "invite",
         "user_session",
+        "mention",
         "reaction",
         "membership",
         "message",

@@ -250,6 +250,7 @@ def visit_member_pages(pages: Pages, app, client, room: str, other) -> None:
     visit_message_pages(pages, client, url)
 
     pages.check("settings", client.get("/settings/"))
+    pages.check("mentions, none yet", client.get("/mentions/"))
     bad = {"language": "xx", "time_zone": "Mars/Olympus_Mons"}
     pages.check("settings, invalid", post_form(client, "/settings/", bad), 400)
 
@@ -383,6 +384,7 @@ def test_live_fragments_and_socket_errors_are_chinese_too(app):
             edited_at=None,
             quote=None,
             reactions=None,
+            mentions=None,
         )
         said = SimpleNamespace(**{**vars(joined), "id": 10, "body": "你好", "kind": "user", "event": None})
         changed = SimpleNamespace(

@@ -27,3 +27,90 @@ def test_only_stored_mentions_are_highlighted_and_user_text_stays_escaped():
     assert "mention-room" not in html  # @room did not page anyone here
     assert "&lt;b&gt;hi&lt;/b&gt;" in html
     assert 'href="https://x.y/@bob"' in html
+
+
+# --- stored, listed, counted (the Flask test client) ---------------------------------------
+
+import re  # noqa: E402
+
+from sqlalchemy import select  # noqa: E402
+
+from webchat.extensions import db  # noqa: E402
+from webchat.models import Mention, User  # noqa: E402
+
+from .conftest import create_room, csrf_token, signup  # noqa: E402
+
+
+def people(app, *names):
+    clients = {}
+    for name in names:
+        clients[name] = app.test_client()
+        signup(clients[name], name)
+    return clients
+
+
+def say(client, room: str, text: str):
+    token = csrf_token(client.get(f"/room/{room}/").get_data(as_text=True))
+    return client.post(f"/room/{room}/", data={"message": text, "csrf_token": token})
+
+
+def mentioned_users(app) -> list[str]:
+    with app.app_context():
+        rows = db.session.execute(
+            select(User.username).join(Mention, Mention.user_id == User.id).order_by(User.username)
+        )
+        return list(rows.scalars())
+
+
+def test_a_mention_of_a_member_is_stored_shown_counted_and_listed(app, queries):
+    c = people(app, "alice", "bob", "carol")
+    create_room(c["alice"], "general")
+    c["bob"].get("/room/general/")
+    assert say(c["alice"], "general", "hey @BOB and @carol, see this").status_code == 303
+    assert mentioned_users(app) == ["bob"]  # carol is not in the room
+    with app.app_context():
+        bob_id = db.session.execute(select(User.id).filter_by(username="bob")).scalar_one()
+    listing = c["bob"].get("/").get_data(as_text=True)
+    assert re.search(r'class="mention-badge"[^>]*>@1<', listing)
+    page = c["bob"].get("/room/general/").get_data(as_text=True)
+    assert f'data-mentions=" {bob_id} "' in page
+    assert f'<span class="mention" data-user="{bob_id}">@BOB</span>' in page
+    assert f'.msg[data-mentions~="{bob_id}"]' in page  # the page's own rule highlights it for bob
+    # read now: no badge; still on the mentions page, newest first, linking into context
+    assert "mention-badge" not in c["bob"].get("/").get_data(as_text=True)
+    say(c["alice"], "general", "again @bob")
+    response, _ = queries.measure(2, lambda: c["bob"].get("/mentions/"), writes=False)
+    mentions = response.get_data(as_text=True)
+    assert mentions.index("again") < mentions.index("see this")
+    assert re.search(r'href="/room/general/\?around=\d+#m-\d+"', mentions)
+    assert "see this" not in c["carol"].get("/mentions/").get_data(as_text=True)
+
+
+def test_at_room_pages_everyone_only_when_the_owner_or_an_admin_writes_it(app):
+    c = people(app, "alice", "bob", "carol")
+    create_room(c["alice"], "general")
+    for who in ("bob", "carol"):
+        c[who].get("/room/general/")
+    say(c["bob"], "general", "@room lunch?")  # bob is neither owner nor admin
+    assert mentioned_users(app) == []
+    say(c["alice"], "general", "@room meeting now")
+    assert mentioned_users(app) == ["bob", "carol"]
+    page = c["bob"].get("/room/general/").get_data(as_text=True)
+    assert '<span class="mention mention-room">@room</span> meeting now' in page
+    log = page.split('<div id="log"', 1)[1]
+    assert "@room lunch?" in log and log.count("mention-room") == 1
+
+
+def test_an_edit_updates_who_is_mentioned(app):
+    c = people(app, "alice", "bob")
+    create_room(c["alice"], "general")
+    c["bob"].get("/room/general/")
+    say(c["alice"], "general", "hi @bob")
+    assert mentioned_users(app) == ["bob"]
+    page = c["alice"].get("/room/general/").get_data(as_text=True)
+    message_id = max(int(i) for i in re.findall(r'<article id="m-(\d+)"', page))
+    token = csrf_token(page)
+    edit = c["alice"].post(f"/room/general/messages/{message_id}/edit", data={"message": "hi all", "csrf_token": token})
+    assert edit.status_code == 303
+    assert mentioned_users(app) == []
+    assert "Nobody has mentioned you yet" in c["bob"].get("/mentions/").get_data(as_text=True)

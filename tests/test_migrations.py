@@ -19,7 +19,7 @@ from webchat.extensions import db
 from . import services
 from .conftest import ROOT, TEST_DB
 
-TABLES = {"user", "room", "message", "membership", "user_session", "invite", "reaction"}
+TABLES = {"user", "room", "message", "membership", "user_session", "invite", "reaction", "mention"}
 
 
 def head_revision() -> str:

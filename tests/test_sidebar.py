@@ -83,3 +83,17 @@ def test_new_messages_divider_and_unread_title(app, client):
     assert log.index("for bob 2") < log.index('id="new"')
     again = bob.get("/room/general/").get_data(as_text=True)
     assert 'id="new"' not in again  # read now
+
+
+def test_a_mention_shows_as_its_own_badge_in_the_live_list(server):
+    room = uniq("ping")
+    alice = Browser(server).signup(uniq("alice")).create_room(room)
+    bob_name = uniq("bob")
+    bob = Browser(server).signup(bob_name)
+    bob.enter(room)
+    bob_list = ListSocket(bob)
+    bob_list.wait_for('id="room-list"')
+    alice.socket(room).send(f"@{bob_name} look")
+    update = bob_list.wait_for('class="mention-badge"', timeout=3)
+    assert re.search(r'class="mention-badge"[^>]*>@1<', update)
+    bob_list.close()

@@ -122,6 +122,9 @@ class Message(db.Model):
     # order. Rebuilt from the reaction table with each toggle, in its transaction, so a
     # page of messages reads its reactions with the messages, in the same statement.
     reactions: Mapped[str | None] = mapped_column(Text)
+    # Who it @-mentions, "id:name ..." ("*" first for @room): rendering needs no query
+    # (webchat/rooms/mentions.py); the Mention rows below serve lists and counts.
+    mentions: Mapped[str | None] = mapped_column(Text)
 
     author: Mapped[User] = relationship(lazy="joined")
 
@@ -179,6 +182,21 @@ class Reaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("message_id", "user_id", "emoji", name="uq_reaction_message_user_emoji"),)
+
+
+class Mention(db.Model):
+    """A message names a person (an @mention): for their mentions page and badges."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    room_id: Mapped[int] = mapped_column(ForeignKey("room.id", ondelete="CASCADE"))
+
+    # "mine, newest first" and "mine in this room after my read marker" both walk these.
+    __table_args__ = (
+        Index("ix_mention_user_id_message_id", "user_id", "message_id"),
+        Index("ix_mention_user_id_room_id_message_id", "user_id", "room_id", "message_id"),
+    )
 
 
 class Membership(db.Model):

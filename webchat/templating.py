@@ -21,6 +21,7 @@ from . import timefmt
 from .auth.forms import username_key
 from .rooms.mentions import MENTION_RE
 from .rooms.mentions import decode as decode_mentions
+from .rooms.mentions import ids_attribute as mention_ids
 
 # Consecutive messages of one author this close together share one name.
 GROUP_WINDOW = timedelta(minutes=5)
@@ -159,6 +160,7 @@ def init_app(app: Flask) -> None:
         full_time=timefmt.full_time,
         when=timefmt.when,
         linkify=linkify,
+        mention_ids=mention_ids,
         continues=continues,
     )
     app.jinja_env.globals.update(

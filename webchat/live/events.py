@@ -46,6 +46,7 @@ class PushedMessage:
     edited_at: datetime | None = None
     quote: Quote | None = None  # what it replies to
     reactions: str | None = None  # Message.reactions (JSON)
+    mentions: str | None = None  # Message.mentions ("id:name ...")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def snapshot(message, **changes) -> PushedMessage:
             message.edited_at,
             message.quote,
             message.reactions,
+            message.mentions,
         ),
         **changes,
     )
@@ -89,11 +91,12 @@ def _fields(m) -> list:
         m.edited_at.isoformat() if m.edited_at else None,
         m.quote.as_list() if m.quote else None,
         m.reactions,
+        m.mentions,
     ]
 
 
 def _read_fields(fields: list) -> PushedMessage:
-    mid, author_id, author, body, kind, what, at, edited, quote, reactions = fields
+    mid, author_id, author, body, kind, what, at, edited, quote, reactions, mentioned = fields
     return PushedMessage(
         mid,
         author_id,
@@ -105,6 +108,7 @@ def _read_fields(fields: list) -> PushedMessage:
         datetime.fromisoformat(edited) if edited else None,
         Quote(*quote) if quote else None,
         reactions,
+        mentioned,
     )
 
 

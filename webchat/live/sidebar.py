@@ -21,6 +21,7 @@ import gevent
 from flask import render_template
 
 from ..rooms import listing
+from ..rooms.mentions import ids_attribute as mention_ids
 from . import events
 
 UPDATE_EVERY = 1.0
@@ -54,10 +55,13 @@ class Sidebar:
         entry = self.entries.get(room_id)
         if entry is None:
             return
-        unread = entry.unread
+        unread, mentioned = entry.unread, entry.mentions
         if unread is not None and message.kind == "user" and message.author_id != self.user_id:
-            unread += 0 if room_id == self.current_room else 1
-        self.entries[room_id] = replace(entry, last_message=shown, unread=unread)
+            fresh = 0 if room_id == self.current_room else 1
+            unread += fresh
+            if str(self.user_id) in mention_ids(message.mentions).split():
+                mentioned += fresh
+        self.entries[room_id] = replace(entry, last_message=shown, unread=unread, mentions=mentioned)
         if room_id in self.changed:
             self.changed.remove(room_id)
         self.changed.append(room_id)

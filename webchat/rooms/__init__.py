@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import manage, messages  # noqa: F401 - they register their routes on bp
+from . import manage, mentioned, messages  # noqa: F401 - they register their routes on bp
 from .changes import PALETTE, reaction_groups
 from .views import bp
 

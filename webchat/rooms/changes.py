@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..live import broker, events
 from ..models import Message, Reaction, Room, User, utcnow
-from . import history, membership, service
+from . import history, membership, mentions, service
 
 # The reactions on offer. Anything else is refused (400).
 PALETTE = ("👍", "❤️", "😂", "😮", "😢", "🎉", "👀")
@@ -51,7 +51,9 @@ def _statements():
         .returning(room.c.change_seq),
         "edit": update(message)
         .where(this)
-        .values(body=bindparam("text"), edited_at=bindparam("at"), changed_seq=bindparam("seq")),
+        .values(
+            body=bindparam("text"), edited_at=bindparam("at"), changed_seq=bindparam("seq"), mentions=bindparam("names")
+        ),
         "delete": update(message)
         .where(this)
         .values(body="", deleted_at=bindparam("at"), reactions=None, changed_seq=bindparam("seq")),
@@ -127,9 +129,15 @@ def edit_message(room: Room, user: User, message_id: int, text: object) -> event
     if not may_edit(message, user):
         _refuse()
     now = utcnow()
-    db.session.execute(_statements()["edit"], {"mid": message_id, "text": body, "at": now, "seq": seq})
+    # Mentions follow the new text: names added are mentioned, names removed no longer.
+    mentioned = mentions.mentioned_in(room, user, body)
+    stored = mentioned.stored if mentioned else None
+    values = {"mid": message_id, "text": body, "at": now, "seq": seq, "names": stored}
+    db.session.execute(_statements()["edit"], values)
+    if message.mentions or mentioned:  # rows to drop or to write: a plain edit costs nothing more
+        mentions.store(room.id, message_id, mentioned, replace=True)
     quoted = _stamp_replies(room, message_id, seq)
-    state = events.snapshot(message, body=body, edited_at=now)
+    state = events.snapshot(message, body=body, edited_at=now, mentions=stored)
     db.session.commit()
     _publish(room, message_id, state, quoted)
     return state

@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from .. import fragments
 from ..extensions import db
-from ..models import Membership, Message, Room, User, direct_title
+from ..models import Membership, Mention, Message, Room, User, direct_title
 
 PREVIEW_CHARS = 200  # the list shows 80; read a little more, never a 4,000-character body
 
@@ -47,6 +47,7 @@ class RoomSummary:
     members: int
     last_message: Preview | None
     unread: int | None  # others' messages since the reader last saw the room; None: not a member
+    mentions: int = 0  # of those, the ones that mention the reader
 
 
 @cache
@@ -67,6 +68,16 @@ def _query():
         .correlate(Room, mine)
         .scalar_subquery()
     )
+    mentioned = (
+        select(func.count(Mention.id))
+        .where(
+            Mention.user_id == reader_id,
+            Mention.room_id == Room.id,
+            Mention.message_id > func.coalesce(mine.c.last_read_message_id, 0),
+        )
+        .correlate(Room, mine)
+        .scalar_subquery()
+    )
     owner, last, author = aliased(User), aliased(Message), aliased(User)
     return (
         select(
@@ -78,6 +89,7 @@ def _query():
             func.coalesce(members.c.n, 0),
             mine.c.id,
             unread,
+            mentioned,
             last.id,
             last.kind,
             last.event,
@@ -109,6 +121,7 @@ def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
             n,
             Preview(last_kind, event, body, author_name, at, bool(deleted)) if last_id is not None else None,
             count if member_id is not None else None,
+            mention_count if member_id is not None else 0,
         )
         for (
             room_id,
@@ -119,6 +132,7 @@ def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
             n,
             member_id,
             count,
+            mention_count,
             last_id,
             last_kind,
             event,

@@ -11,12 +11,13 @@ page, a push to every view) needs no query and highlights exactly the stored nam
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from ..auth.forms import username_key
 from ..extensions import db
-from ..models import Membership, User
+from ..models import Membership, Mention, Room, User
 
 # After a start, a space or punctuation (not inside an e-mail address); a username's
 # characters, then not another one of them.
@@ -71,3 +72,28 @@ def decode(stored: str | None) -> dict[str, int]:
 def ids_attribute(stored: str | None) -> str:
     """For data-mentions="…": the page's CSS matches the reader's id with ~=."""
     return " ".join(part.partition(":")[0] for part in (stored or "").split() if part != EVERYONE)
+
+
+@dataclass(frozen=True)
+class Mentioned:
+    users: dict[int, str]  # user id -> username
+    stored: str  # Message.mentions
+
+
+def mentioned_in(room: Room, author: User, text: str) -> Mentioned | None:
+    """Who a new (or edited) text mentions in ``room``; None when nobody. One query, and
+    only when the text has an @name at all."""
+    everyone = ROOM in candidates(text) and not room.is_direct and (room.owner_id == author.id or author.is_admin)
+    users = resolve(room.id, author, text, everyone)
+    if not users:
+        return None
+    return Mentioned(users, encode(users, everyone) or "")
+
+
+def store(room_id: int, message_id: int, mentioned: Mentioned | None, replace: bool = False) -> None:
+    """The Mention rows of a message, in the caller's transaction (an edit replaces them)."""
+    if replace:
+        db.session.execute(delete(Mention).where(Mention.message_id == message_id))
+    if mentioned:
+        rows = [{"message_id": message_id, "user_id": uid, "room_id": room_id} for uid in mentioned.users]
+        db.session.execute(insert(Mention), rows)

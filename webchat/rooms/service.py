@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..live import broker, events
 from ..models import Membership, Message, Quote, Room, User, utcnow
-from . import history
+from . import history, mentions
 
 ROOM_NAME_MAX = 50
 # Room names live in URLs: any letters (Chinese included), digits, spaces and most
@@ -260,6 +260,7 @@ def _store_and_publish(
     previous = db.session.execute(_previous_query(), {"room": room.id}).first() if room.last_message_id else None
     insert_message, touch_room = _write_statements()
     now = utcnow()
+    mentioned = mentions.mentioned_in(room, author, body) if kind == Message.USER else None
     values = {
         "room_id": room.id,
         "author_id": author.id,
@@ -268,8 +269,11 @@ def _store_and_publish(
         "event": event,
         "created_at": now,
         "reply_to_id": quote.id if quote else None,
+        "mentions": mentioned.stored if mentioned else None,
     }
     message_id = db.session.execute(insert_message, values).inserted_primary_key[0]
+    if mentioned:
+        mentions.store(room.id, message_id, mentioned)
     db.session.execute(touch_room, {"room": room.id, "at": now, "message": message_id})
     # The row in this session says what the database now holds, without a flush of its own.
     set_committed_value(room, "last_activity_at", now)
