@@ -245,6 +245,8 @@ def visit_member_pages(pages: Pages, app, client, room: str, other) -> None:
     start = client.get(f"{url}?before={ids[0] - 2}", headers={"HX-Request": "true"})
     assert 'class="room-start"' in pages.check("the start of the room (fragment)", start)
     assert "history-nav" in pages.check("history page", client.get(f"{url}?before={ids[0]}"))
+    pages.check("permalink", client.get(f"{url}?around={ids[0]}"))
+    pages.check("404 permalink", client.get(f"{url}?around=999999999"), 404)
     app.config["PAGE_SIZE"] = 50
 
     pages.check("settings", client.get("/settings/"))

@@ -26,6 +26,7 @@ ROOM_PAGE_READ_MARKER = 1  # the UPDATE when the reader has something new
 OLDER_FRAGMENT = 4  # + "is there anything newer than this slice"
 NEWER_PAGE = 4  # + "the message just before this slice"
 ROOM_LIST = 2  # the user, one query for every room with its counts and last message
+AROUND_PAGE = 4  # the user, the room, the message and the ones before it, the ones after
 POST = 6  # user, room, membership, previous message, INSERT, UPDATE room
 JOIN = 9  # a first visit: + INSERT membership, the system message and its room update
 
@@ -137,3 +138,17 @@ def test_a_reused_slice_is_the_same_html_and_never_another_views(app, alice, que
     alice_page = alice.get("/room/general/").get_data(as_text=True)
     bob_page = bob.get("/room/general/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "Asia/Shanghai" in bob_page and "Asia/Shanghai" not in alice_page
+
+
+def test_a_permalink_page_costs_the_same_anywhere_in_the_room(app, alice, queries):
+    ids = add_messages(app, 150)
+    counts = set()
+    for message_id in (ids[1], ids[75], ids[-60]):
+        response, tally = queries.measure(
+            AROUND_PAGE, lambda m=message_id: alice.get(f"/room/general/?around={m}"), writes=False
+        )
+        assert response.status_code == 200 and f'id="m-{message_id}"' in response.get_data(as_text=True)
+        counts.add(len(tally.statements))
+    assert counts == {AROUND_PAGE}
+    # Kept: the same permalink of an unchanged room is a lookup.
+    queries.measure(ROOM_PAGE_CACHED, lambda: alice.get(f"/room/general/?around={ids[75]}"), writes=False)
