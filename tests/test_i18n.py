@@ -249,6 +249,8 @@ def visit_member_pages(pages: Pages, app, client, room: str, other) -> None:
     pages.check("404 permalink", client.get(f"{url}?around=999999999"), 404)
     app.config["PAGE_SIZE"] = 50
 
+    visit_search_pages(pages, app, client, room, ids)
+
     pages.check("settings", client.get("/settings/"))
     bad = {"language": "xx", "time_zone": "Mars/Olympus_Mons"}
     pages.check("settings, invalid", post_form(client, "/settings/", bad), 400)
@@ -260,6 +262,33 @@ def visit_member_pages(pages: Pages, app, client, room: str, other) -> None:
     for code in (403, 413, 418, 429, 500, 503):
         pages.check(f"{code}", client.get(f"/abort-test/{code}/"), code)
     pages.check("503 database down", client.get("/database-down-test/"), 503)
+
+
+def visit_search_pages(pages: Pages, app, client, room: str, ids: list[int]) -> None:
+    """The search page in every state, and its htmx fragment."""
+    search = "/search/"
+    pages.check("search, nothing asked", client.get(search))
+    found = pages.check("search, found", client.get(search, query_string={"q": "早上"}))
+    assert "<mark>早上</mark>" in found
+    pages.check("search, one character", client.get(search, query_string={"q": "人"}))
+    pages.check("search, nothing found", client.get(search, query_string={"q": "没有这句话"}))
+    pages.check("search, in one room", client.get(search, query_string={"q": "早上", "room": room}))
+    from webchat.search import query
+
+    size = query.PAGE_SIZE
+    query.PAGE_SIZE = 1  # a page of one result: "older" and "newest" links
+    try:
+        paged = pages.check("search, paged", client.get(search, query_string={"q": "好"}))
+        older = re.search(r'href="(/search/[^"]*before=[^"]*)"', paged).group(1).replace("&amp;", "&")
+        pages.check("search, older results", client.get(older))
+    finally:
+        query.PAGE_SIZE = size
+    before = {"q": "早上", "before": ids[0]}
+    pages.check("search, no older results", client.get(search, query_string=before))
+    pages.check("search, too long", client.get(search, query_string={"q": "长" * 101}), 400)
+    hx = {"HX-Request": "true"}
+    pages.check("search results (fragment)", client.get(search, query_string={"q": "早上"}, headers=hx))
+    pages.check("search, too long (fragment)", client.get(search, query_string={"q": "长" * 101}, headers=hx), 400)
 
 
 def browser(app, accept_language: str):

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from webchat.extensions import db
 from webchat.models import Membership, Message, User
+from webchat.search import query
 
 from .conftest import create_room, csrf_token, signup
 from .test_history import add_messages
@@ -26,6 +27,10 @@ ROOM_PAGE_READ_MARKER = 1  # the UPDATE when the reader has something new
 OLDER_FRAGMENT = 4  # + "is there anything newer than this slice"
 NEWER_PAGE = 4  # + "the message just before this slice"
 ROOM_LIST = 2  # the user, one query for every room with its counts and last message
+# The user; on SQLite how many messages the rooms to search hold (up to a cap, to pick
+# the way), on PostgreSQL "plan this text"; the page of results with authors and rooms.
+SEARCH = 3
+SEARCH_IN_ROOM = 4  # + the room with the reader's membership
 AROUND_PAGE = 4  # the user, the room, the message and the ones before it, the ones after
 POST = 6  # user, room, membership, previous message, INSERT, UPDATE room
 JOIN = 9  # a first visit: + INSERT membership, the system message and its room update
@@ -138,6 +143,27 @@ def test_a_reused_slice_is_the_same_html_and_never_another_views(app, alice, que
     alice_page = alice.get("/room/general/").get_data(as_text=True)
     bob_page = bob.get("/room/general/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "Asia/Shanghai" in bob_page and "Asia/Shanghai" not in alice_page
+
+
+@pytest.mark.parametrize("few", [query.FEW_MESSAGES, 0], ids=["rooms", "indexes"])
+def test_search_costs_the_same_for_any_number_of_results_and_writes_nothing(app, alice, queries, monkeypatch, few):
+    monkeypatch.setattr(query, "FEW_MESSAGES", few)
+    add_messages(app, 3)
+    counts = set()
+    for url in ("/search/?q=message", "/search/?q=me", "/search/?q=消息"):
+        response, tally = queries.measure(SEARCH, lambda u=url: alice.get(u), writes=False)
+        assert response.status_code == 200
+        counts.add(len(tally.statements))
+    add_messages(app, 60)
+    for url in ("/search/?q=message", "/search/?q=me"):
+        response, tally = queries.measure(SEARCH, lambda u=url: alice.get(u), writes=False)
+        assert response.get_data(as_text=True).count('class="hit"') == 20
+        counts.add(len(tally.statements))
+    response, tally = queries.measure(SEARCH_IN_ROOM, lambda: alice.get("/search/?q=message&room=general"))
+    assert response.get_data(as_text=True).count('class="hit"') == 20
+    assert counts == {SEARCH}
+    # Nothing asked yet: the user only.
+    queries.measure(1, lambda: alice.get("/search/"), writes=False)
 
 
 def test_a_permalink_page_costs_the_same_anywhere_in_the_room(app, alice, queries):

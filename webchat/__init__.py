@@ -34,7 +34,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     csrf.init_app(app)
     sock.init_app(app)
 
-    from . import auth, errors, fragments, i18n, live, querylog, rooms, security, templating
+    from . import auth, errors, fragments, i18n, live, querylog, rooms, search, security, templating
 
     i18n.init_app(app)
     fragments.init_app(app)
@@ -43,6 +43,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     rooms.init_app(app)
+    search.init_app(app)
     live.init_app(app)
     querylog.init_app(app)
     return app
