@@ -97,6 +97,15 @@ def signup(client, username: str = "alice", password: str = "correct horse"):
     return response
 
 
+def signed_up(app, *names: str) -> dict:
+    """A test client of its own for each name, signed up (and so logged in)."""
+    clients = {}
+    for name in names:
+        clients[name] = app.test_client()
+        signup(clients[name], name)
+    return clients
+
+
 def create_room(client, name: str = "general"):
     response = post_form(client, "/create/", {"name": name})
     assert response.status_code == 303, response.get_data(as_text=True)

@@ -13,7 +13,7 @@ from webchat.extensions import db
 from webchat.models import Membership, Room, User
 
 from . import services
-from .conftest import csrf_token, post_form, signup
+from .conftest import csrf_token, post_form, signed_up
 from .liveserver import Browser
 from .test_scaleout import name, redis_prefix, start_server  # noqa: F401 - a fixture
 
@@ -27,10 +27,7 @@ def text(response) -> str:
 
 @pytest.fixture
 def people(app):
-    clients = {}
-    for who in ("alice", "bob", "carol"):
-        clients[who] = app.test_client()
-        signup(clients[who], who)
+    clients = signed_up(app, "alice", "bob", "carol")
     response = post_form(clients["alice"], "/create/", {"name": PRIVATE, "private": "y"})
     assert response.status_code == 303
     return clients

@@ -15,7 +15,7 @@ from webchat.extensions import db
 from webchat.models import Message, Room, User, utcnow
 from webchat.search import query
 
-from .conftest import TEST_DB, field_error, input_value, post_form, signup
+from .conftest import TEST_DB, field_error, input_value, post_form, signed_up
 
 HIT = re.compile(r'<li class="hit">\s*<a class="hit-link" href="([^"]+)">(.*?)</a>\s*</li>', re.S)
 SNIPPET = re.compile(r'<span class="hit-text">(.*?)</span>', re.S)
@@ -69,10 +69,7 @@ def say(app, room_name: str, author: str, *bodies: str, kind: str = Message.USER
 @pytest.fixture
 def people(app):
     """alice (owner of public 'general' and private 'secret', with bob) and carol."""
-    clients = {}
-    for who in ("alice", "bob", "carol"):
-        clients[who] = app.test_client()
-        signup(clients[who], who)
+    clients = signed_up(app, "alice", "bob", "carol")
     alice = clients["alice"]
     assert post_form(alice, "/create/", {"name": "general"}).status_code == 303
     assert post_form(alice, "/create/", {"name": "secret", "private": "y"}).status_code == 303
