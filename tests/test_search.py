@@ -116,6 +116,8 @@ def test_text_is_literal_whatever_it_holds(app, people, way):
         "quote": 'she said "hi" twice',
         "star": "star* and start",
         "operators": "this AND that OR NOT NEAR(x y) col:umn ^caret -minus",
+        "regex": "dot q.v pipe q|v star Q* ",
+        "no-regex": "qxv qqv",
     }
     ids = dict(zip(bodies, say(app, "general", "alice", *bodies.values()), strict=True))
     assert found_ids(alice, "%") == [ids["percent"]]
@@ -134,6 +136,9 @@ def test_text_is_literal_whatever_it_holds(app, people, way):
     assert found_ids(alice, "NEAR(x y)") == [ids["operators"]]
     assert found_ids(alice, "col:umn") == [ids["operators"]]
     assert found_ids(alice, "^caret -minus") == [ids["operators"]]
+    # Short texts with letter case (PostgreSQL: a literal regular expression), never a pattern.
+    for q in ("q.", ".v", "q|", "|v", "Q*", "q*", "*"):
+        assert found_ids(alice, q) == ([ids["regex"]] if q != "*" else [ids["regex"], ids["star"]]), q
     for q in ('"', '""', "AND", "NOT x", "NEAR(", "(", ")", "*", "^", "-", ":", "a OR b", "x*", "%%%", "___"):
         response = alice.get("/search/", query_string={"q": q})
         assert response.status_code == 200, q

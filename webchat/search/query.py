@@ -8,8 +8,13 @@ Substring search, so that Chinese (no spaces between words) works: "数据库" f
   asked with MATCH and the text quoted as one phrase, so nothing a reader types is an
   FTS operator; on PostgreSQL ``body ILIKE '%text%'`` on a pg_trgm GIN index.
 * One or two characters have no trigram to look up: a scan of the messages, newest
-  first, with LIKE (ILIKE) and the wildcards of the text escaped. It stops at the page's
-  end, so a common text costs little; a rare one reads the messages through.
+  first, with LIKE and the wildcards of the text escaped. It stops at the page's end,
+  so a common text costs little; a rare one reads the messages through.
+* On PostgreSQL, a text without letter case (Chinese, digits) is matched with LIKE:
+  ILIKE lowercases every message it reads, several times slower. A short text with
+  letter case, which no index helps, is matched with ``~* '***=text'`` (a regular
+  expression made all literal by its ``***=`` prefix): the same answer as ILIKE, about
+  1.7 times quicker a row.
 
 Which way is quicker depends on the text and on how much the reader may read, which
 PostgreSQL's planner weighs from its statistics (each search is planned with its own
@@ -116,8 +121,12 @@ PLANNER = "planner"  # PostgreSQL: its planner picks a way from its statistics
 FEW_MESSAGES = 20_000  # SQLite reads the rooms through when they hold fewer messages than this (~25 ms)
 
 
+# How each message's text is tested (PostgreSQL picks; SQLite's LIKE ignores ASCII case).
+LIKE, ILIKE, REGEX = "like", "ilike", "regex"
+
+
 @cache
-def _statement(way: str, in_room: bool, ignore_case: bool) -> Select:
+def _statement(way: str, in_room: bool, test: str = LIKE) -> Select:
     """Built once per shape, with bound parameters: building costs more than running.
 
     The tests are written cheapest-first or most-selective-first for SQLite, which
@@ -126,8 +135,10 @@ def _statement(way: str, in_room: bool, ignore_case: bool) -> Select:
     if way == TRIGRAMS:
         stmt = stmt.select_from(fts).join(Message, Message.id == fts.c.rowid)
         found, key = fts.c.message_fts.match(bindparam("match")), fts.c.rowid  # FTS5 honours rowid < :before
+    elif test == REGEX:
+        found, key = Message.body.op("~*")(bindparam("regex")), Message.id
     else:
-        like = Message.body.ilike if ignore_case else Message.body.like  # SQLite's LIKE ignores ASCII case itself
+        like = Message.body.ilike if test == ILIKE else Message.body.like
         found, key = like(bindparam("pattern"), escape="\\"), Message.id
     room = Message.room_id
     if way == NEWEST_FIRST:
@@ -183,7 +194,7 @@ def search(
     in_room = room_id is not None
     if in_room:
         params["room_id"] = room_id
-    ignore_case = False
+    test = LIKE
     if db.engine.dialect.name == "sqlite":
         few = db.session.execute(_count_statement(in_room), {**params, "cap": FEW_MESSAGES}).scalar_one()
         way = ROOMS if few < FEW_MESSAGES else TRIGRAMS if len(text) >= TRIGRAM else NEWEST_FIRST
@@ -192,13 +203,15 @@ def search(
         # text is decides between the trigram index and the newest messages first.
         db.session.execute(text_clause("SET LOCAL plan_cache_mode = force_custom_plan"))
         way = PLANNER
-        # ILIKE lowercases every message it reads (slowly): only where letter case exists.
-        ignore_case = text.lower() != text.upper()
+        if text.lower() != text.upper():  # letter case to ignore
+            test = ILIKE if len(text) >= TRIGRAM else REGEX
     if way == TRIGRAMS:
         params["match"] = fts_phrase(text)
+    elif test == REGEX:
+        params["regex"] = "***=" + text  # the rest of the expression is literal
     else:
         params["pattern"] = like_pattern(text)
-    rows = db.session.execute(_statement(way, in_room, ignore_case), params).all()
+    rows = db.session.execute(_statement(way, in_room, test), params).all()
     pattern = re.compile(re.escape(text), re.IGNORECASE)
     hits = [
         Hit(
