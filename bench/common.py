@@ -478,8 +478,8 @@ class CpuMeter:
 # --- command line ------------------------------------------------------------------------
 
 
-def add_server_options(p: argparse.ArgumentParser) -> None:
-    """The options every bench shares: the database, the profile, the pinning."""
+def add_database_option(p: argparse.ArgumentParser) -> None:
+    """--database-url: SQLite by default, or a fresh database on a PostgreSQL server."""
     p.add_argument(
         "--database-url",
         metavar="URL",
@@ -487,6 +487,11 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
         help="a PostgreSQL server's admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres: the bench\n"
         "creates a fresh database there and drops it afterwards (default: SQLite in a temporary directory)",
     )
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    """The options every bench shares: the database, the profile, the pinning."""
+    add_database_option(p)
     p.add_argument("--app-env", default="production", choices=["production", "testing"], help="APP_ENV (production)")
     p.add_argument("--server-cpus", default="0", help="taskset CPU list for gunicorn (0); '' to not pin")
     p.add_argument("--client-cpus", default="1", help="CPU list for the load generator (1); '' to not pin")

@@ -86,6 +86,11 @@ def run_migrations_online():
     conf_args = current_app.extensions["migrate"].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    if conf_args.get("include_object") is None:
+        from webchat.search import include_object
+
+        # The search index (FTS5 table, trigram index) is made by a migration, not a model.
+        conf_args["include_object"] = include_object
 
     connectable = get_engine()
 

@@ -246,7 +246,10 @@ def visit_member_pages(pages: Pages, app, client, room: str, other) -> None:
     start = client.get(f"{url}?before={ids[0] - 2}", headers={"HX-Request": "true"})
     assert 'class="room-start"' in pages.check("the start of the room (fragment)", start)
     assert "history-nav" in pages.check("history page", client.get(f"{url}?before={ids[0]}"))
+    pages.check("permalink", client.get(f"{url}?around={ids[0]}"))
+    pages.check("404 permalink", client.get(f"{url}?around=999999999"), 404)
     app.config["PAGE_SIZE"] = 50
+    visit_search_pages(pages, app, client, room, ids)  # before the message pages edit and delete
     visit_message_pages(pages, client, url)
 
     pages.check("settings", client.get("/settings/"))
@@ -294,6 +297,33 @@ def visit_message_pages(pages: Pages, client, url: str) -> None:
     assert post_form(client, f"{url}messages/{mine}/delete", {}, get_url=url).status_code == 303
     pages.check("room: a reply to a deleted message", client.get(url))
     pages.check("404 deleted message", client.get(f"{url}messages/{mine}/edit"), 404)
+
+
+def visit_search_pages(pages: Pages, app, client, room: str, ids: list[int]) -> None:
+    """The search page in every state, and its htmx fragment."""
+    search = "/search/"
+    pages.check("search, nothing asked", client.get(search))
+    found = pages.check("search, found", client.get(search, query_string={"q": "早上"}))
+    assert "<mark>早上</mark>" in found
+    pages.check("search, one character", client.get(search, query_string={"q": "人"}))
+    pages.check("search, nothing found", client.get(search, query_string={"q": "没有这句话"}))
+    pages.check("search, in one room", client.get(search, query_string={"q": "早上", "room": room}))
+    from webchat.search import query
+
+    size = query.PAGE_SIZE
+    query.PAGE_SIZE = 1  # a page of one result: "older" and "newest" links
+    try:
+        paged = pages.check("search, paged", client.get(search, query_string={"q": "好"}))
+        older = re.search(r'href="(/search/[^"]*before=[^"]*)"', paged).group(1).replace("&amp;", "&")
+        pages.check("search, older results", client.get(older))
+    finally:
+        query.PAGE_SIZE = size
+    before = {"q": "早上", "before": ids[0]}
+    pages.check("search, no older results", client.get(search, query_string=before))
+    pages.check("search, too long", client.get(search, query_string={"q": "长" * 101}), 400)
+    hx = {"HX-Request": "true"}
+    pages.check("search results (fragment)", client.get(search, query_string={"q": "早上"}, headers=hx))
+    pages.check("search, too long (fragment)", client.get(search, query_string={"q": "长" * 101}, headers=hx), 400)
 
 
 def browser(app, accept_language: str):

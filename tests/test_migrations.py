@@ -15,11 +15,15 @@ from sqlalchemy.exc import IntegrityError
 import config
 from webchat import create_app
 from webchat.extensions import db
+from webchat.search import include_object
 
 from . import services
 from .conftest import ROOT, TEST_DB
 
 TABLES = {"user", "room", "message", "membership", "user_session", "invite", "reaction", "mention"}
+# SQLite's FTS5 search index: the table and its shadow tables (external content: no copy of the text).
+FTS_TABLES = {"message_fts", "message_fts_config", "message_fts_data", "message_fts_docsize", "message_fts_idx"}
+SEARCH_TRIGGERS = {"message_fts_insert", "message_fts_update", "message_fts_delete"}
 
 
 def head_revision() -> str:
@@ -53,7 +57,8 @@ def fresh_app(empty_database):
 def test_upgrade_creates_the_tables_on_an_empty_database(fresh_app):
     assert set(inspect(db.engine).get_table_names()) == set()
     upgrade()
-    assert set(inspect(db.engine).get_table_names()) == TABLES | {"alembic_version"}
+    search = FTS_TABLES if db.engine.dialect.name == "sqlite" else set()
+    assert set(inspect(db.engine).get_table_names()) == TABLES | search | {"alembic_version"}
     version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     assert version == head_revision()
 
@@ -62,7 +67,8 @@ def test_migrated_schema_matches_the_models(fresh_app):
     """A model changed without a migration shows up here as a difference."""
     upgrade()
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_object": include_object}  # as migrations/env.py
+        context = MigrationContext.configure(connection, opts=opts)
         assert compare_metadata(context, db.metadata) == []
 
 
@@ -160,3 +166,77 @@ def test_system_sentences_become_events_and_come_back_on_downgrade(fresh_app):
     downgrade(revision="35d80c030438")
     bodies = db.session.execute(text("SELECT body FROM message ORDER BY id")).scalars().all()
     assert bodies == ["小明 created the room", "小明 joined the room", "hi"]
+
+
+def add_message(body: str, kind: str = "user") -> int:
+    """A user, a room and a message in it, straight in SQL (any revision's schema)."""
+    db.session.execute(
+        text(
+            'INSERT INTO "user" (id, username, username_key, password_hash, created_at) '
+            "SELECT 1, 'u', 'u', 'x', CURRENT_TIMESTAMP WHERE NOT EXISTS (SELECT 1 FROM \"user\")"
+        )
+    )
+    db.session.execute(
+        text(
+            "INSERT INTO room (id, name, name_key, owner_id, created_at, last_activity_at) "
+            "SELECT 1, 'r', 'r', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP WHERE NOT EXISTS (SELECT 1 FROM room)"
+        )
+    )
+    new_id = db.session.execute(
+        text(
+            "INSERT INTO message (room_id, author_id, body, kind, created_at) "
+            "VALUES (1, 1, :body, :kind, CURRENT_TIMESTAMP) RETURNING id"
+        ),
+        {"body": body, "kind": kind},
+    ).scalar_one()
+    db.session.commit()
+    return new_id
+
+
+def indexed_ids(phrase: str) -> list[int]:
+    """What the search index finds for a phrase of three characters or more."""
+    if db.engine.dialect.name == "sqlite":
+        sql = "SELECT rowid FROM message_fts WHERE message_fts MATCH :q ORDER BY rowid"
+        return db.session.execute(text(sql), {"q": f'"{phrase}"'}).scalars().all()
+    sql = "SELECT id FROM message WHERE body ILIKE :q ORDER BY id"
+    return db.session.execute(text(sql), {"q": f"%{phrase}%"}).scalars().all()
+
+
+def test_the_search_revision_indexes_messages_already_there_and_downgrades(fresh_app):
+    upgrade(revision="c8e2f4a6b1d3")  # the revision before the search index
+    old = add_message("我们的数据库又挂了")
+    upgrade()
+    assert indexed_ids("数据库") == [old]
+    if db.engine.dialect.name == "sqlite":
+        triggers = db.session.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
+        assert SEARCH_TRIGGERS <= set(triggers)
+    else:
+        [definition] = db.session.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_message_body_trgm'")
+        ).scalars()
+        assert "gin (body gin_trgm_ops)" in definition
+    db.session.commit()
+    downgrade(revision="c8e2f4a6b1d3")
+    names = set(inspect(db.engine).get_table_names())
+    assert not names & FTS_TABLES and {"user", "room", "message", "membership"} <= names
+    assert "ix_message_body_trgm" not in {i["name"] for i in inspect(db.engine).get_indexes("message")}
+    db.session.execute(text("UPDATE message SET body = 'no index here' WHERE id = :id"), {"id": old})  # no trigger
+    db.session.commit()
+    upgrade()
+    assert indexed_ids("index here") == [old] and indexed_ids("数据库") == []
+
+
+def test_the_index_follows_inserts_updates_and_deletes_in_the_same_transaction(fresh_app):
+    """At the head revision (whatever later revisions did to the message table)."""
+    upgrade()
+    first, second = add_message("我们的数据库又挂了"), add_message("Deploy the DATABASE")
+    assert indexed_ids("数据库") == [first] and indexed_ids("database") == [second]
+    db.session.execute(text("UPDATE message SET body = '会议改到明天' WHERE id = :id"), {"id": first})
+    assert indexed_ids("数据库") == [] and indexed_ids("会议改") == [first]  # before the commit: same transaction
+    db.session.rollback()
+    assert indexed_ids("数据库") == [first] and indexed_ids("会议改") == []  # undone with it
+    db.session.execute(text("DELETE FROM message WHERE id = :id"), {"id": second})
+    db.session.commit()
+    assert indexed_ids("database") == []
+    if db.engine.dialect.name == "sqlite":  # the index agrees with the table, row for row
+        db.session.execute(text("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')"))

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from webchat.extensions import db
 from webchat.models import Membership, Message, Room, User
+from webchat.search import query
 
 from .conftest import create_room, csrf_token, signup
 from .test_history import add_messages
@@ -27,6 +28,11 @@ ROOM_PAGE_READ_MARKER = 1  # the UPDATE when the reader has something new
 OLDER_FRAGMENT = 4  # user, room, slice, "is there anything newer than this slice" (no sidebar)
 NEWER_PAGE = 5  # + "the message just before this slice", the sidebar
 ROOM_LIST = 2  # the user, one query for every room with its counts and last message
+# The user; on SQLite how many messages the rooms to search hold (up to a cap, to pick
+# the way), on PostgreSQL "plan this text"; the page of results with authors and rooms.
+SEARCH = 3
+SEARCH_IN_ROOM = 4  # + the room with the reader's membership
+AROUND_PAGE = 5  # the user, the room, the message and the ones before it, the ones after, the sidebar
 POST = 6  # user, room, membership, previous message, INSERT, UPDATE room
 JOIN = 10  # a first visit: + INSERT membership, the system message and its room update
 
@@ -215,3 +221,38 @@ def test_a_reply_costs_one_statement_more_than_a_message(app, alice, queries):
     reply = {**plain, "reply_to": str(ids[-1])}  # + what the reply quotes, checked to be of this room
     response, tally = queries.measure(POST + 1, lambda: alice.post("/room/general/", data=reply), writes=True)
     assert response.status_code == 303 and len(tally.statements) == len(message.statements) + 1
+
+
+@pytest.mark.parametrize("few", [query.FEW_MESSAGES, 0], ids=["rooms", "indexes"])
+def test_search_costs_the_same_for_any_number_of_results_and_writes_nothing(app, alice, queries, monkeypatch, few):
+    monkeypatch.setattr(query, "FEW_MESSAGES", few)
+    add_messages(app, 3)
+    counts = set()
+    for url in ("/search/?q=message", "/search/?q=me", "/search/?q=消息"):
+        response, tally = queries.measure(SEARCH, lambda u=url: alice.get(u), writes=False)
+        assert response.status_code == 200
+        counts.add(len(tally.statements))
+    add_messages(app, 60)
+    for url in ("/search/?q=message", "/search/?q=me"):
+        response, tally = queries.measure(SEARCH, lambda u=url: alice.get(u), writes=False)
+        assert response.get_data(as_text=True).count('class="hit"') == 20
+        counts.add(len(tally.statements))
+    response, tally = queries.measure(SEARCH_IN_ROOM, lambda: alice.get("/search/?q=message&room=general"))
+    assert response.get_data(as_text=True).count('class="hit"') == 20
+    assert counts == {SEARCH}
+    # Nothing asked yet: the user only.
+    queries.measure(1, lambda: alice.get("/search/"), writes=False)
+
+
+def test_a_permalink_page_costs_the_same_anywhere_in_the_room(app, alice, queries):
+    ids = add_messages(app, 150)
+    counts = set()
+    for message_id in (ids[1], ids[75], ids[-60]):
+        response, tally = queries.measure(
+            AROUND_PAGE, lambda m=message_id: alice.get(f"/room/general/?around={m}"), writes=False
+        )
+        assert response.status_code == 200 and f'id="m-{message_id}"' in response.get_data(as_text=True)
+        counts.add(len(tally.statements))
+    assert counts == {AROUND_PAGE}
+    # Kept: the same permalink of an unchanged room is a lookup.
+    queries.measure(ROOM_PAGE_CACHED, lambda: alice.get(f"/room/general/?around={ids[75]}"), writes=False)

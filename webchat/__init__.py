@@ -34,7 +34,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     csrf.init_app(app)
     sock.init_app(app)
 
-    from . import admin, auth, errors, fragments, i18n, live, querylog, rooms, security, templating
+    from . import admin, auth, errors, fragments, i18n, live, querylog, rooms, search, security, templating
 
     i18n.init_app(app)
     fragments.init_app(app)
@@ -44,6 +44,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     auth.init_app(app)
     admin.init_app(app)
     rooms.init_app(app)
+    search.init_app(app)
     live.init_app(app)
     querylog.init_app(app)
     return app

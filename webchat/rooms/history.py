@@ -120,6 +120,37 @@ def history(room: Room, before: int | None = None, after: int | None = None) -> 
     return Page(found[:size][::-1], has_older=older is not None, has_newer=has_newer, before_first=older)
 
 
+MAX_ID = 2**31 - 1  # message.id is a 32-bit integer on PostgreSQL
+
+
+class NotInRoom(LookupError):
+    """The message asked for is not in this room."""
+
+
+def page_around(room: Room, message_id: int) -> Page:
+    """A page centred on one message (a permalink): it and about half a page older, half
+    a page newer. Two queries, the same keyset ones as paging: at-or-before (the
+    message itself first, which proves it is in this room) and after."""
+    size = current_app.config["PAGE_SIZE"]
+    newer_count = size // 2
+    older_count = size - newer_count  # the message itself included
+    if message_id > MAX_ID:
+        raise NotInRoom(message_id)
+    q = _queries()
+    params = {"room_id": room.id, "id": message_id}
+    older = list(db.session.execute(q["at_or_before"], {**params, "limit": older_count + 1}).scalars())
+    if not older or older[0].id != message_id:
+        raise NotInRoom(message_id)
+    newer = list(db.session.execute(q["after"], {**params, "limit": newer_count + 1}).scalars())
+    before_first = older[older_count] if len(older) > older_count else None
+    return Page(
+        older[:older_count][::-1] + newer[:newer_count],
+        has_older=before_first is not None,
+        has_newer=len(newer) > newer_count,
+        before_first=before_first,
+    )
+
+
 def messages_after(room_id: int, after_id: int, limit: int) -> tuple[Message | None, list[Message], bool]:
     """For a socket's catch-up: the message ``after_id`` itself (the page's newest, so day
     headings continue from it), the newest ``limit`` messages after it (oldest first),
@@ -156,29 +187,35 @@ class Slice:
     html: Markup
     newest_id: int  # the newest message shown (or the ``after`` asked for)
     has_newer: bool
-    shows_latest: bool  # no before/after: the page turns live
+    shows_latest: bool  # no before/after/around: the page turns live
 
 
-def rendered_slice(room: Room, view: tuple, before: int | None = None, after: int | None = None) -> Slice:
+def rendered_slice(
+    room: Room, view: tuple, before: int | None = None, after: int | None = None, around: int | None = None
+) -> Slice:
     """The slice the URL asks for, rendered for ``view``: from the cache when the room
-    has not changed since it was rendered."""
-    key = ("slice", room.id, room.last_message_id, room.change_seq, before, after, view)
-    return fragments.cached(key, lambda: _render_slice(room, before, after))
+    has not changed since it was rendered. ``around``: raises NotInRoom for a message
+    of another room or none (nothing is kept for it)."""
+    key = ("slice", room.id, room.last_message_id, room.change_seq, before, after, around, view)
+    return fragments.cached(key, lambda: _render_slice(room, before, after, around))
 
 
-def _render_slice(room: Room, before: int | None, after: int | None) -> Slice:
-    page = history(room, before=before, after=after)
-    if after is not None and not page.messages:
-        # Nothing newer than `after`: the reader is up to date, so show the latest page
-        # (an empty after-page has no first message to link "older" from).
-        before = after = None
-        page = history(room)
+def _render_slice(room: Room, before: int | None, after: int | None, around_id: int | None = None) -> Slice:
+    if around_id is not None:
+        page = page_around(room, around_id)
+    else:
+        page = history(room, before=before, after=after)
+        if after is not None and not page.messages:
+            # Nothing newer than `after`: the reader is up to date, so show the latest page
+            # (an empty after-page has no first message to link "older" from).
+            before = after = None
+            page = history(room)
     newest = page.messages[-1] if page.messages else None
     return Slice(
         html=Markup(render_template("rooms/_older.html", room=room, page=page)),  # noqa: S704 - our template's output
         newest_id=newest.id if newest else (after or 0),
         has_newer=page.has_newer,
-        shows_latest=before is None and after is None,
+        shows_latest=before is None and after is None and around_id is None,
     )
 
 

@@ -106,15 +106,22 @@ def room(room_name: str):
         answered = _reply_arg(room)
         reply = service.quote_of(answered) if answered else None
 
-    before, after = _message_id_arg("before"), _message_id_arg("after")
+    before, after, around = _message_id_arg("before"), _message_id_arg("after"), _message_id_arg("around")
+    if around is not None and (before is not None or after is not None):
+        abort(400)
     view = reader_view()
-    part = history.rendered_slice(room, view, before=before, after=after)
+    try:
+        part = history.rendered_slice(room, view, before=before, after=after, around=around)
+    except history.NotInRoom:
+        abort(404)  # a permalink to a message of another room, or to none
     if before is not None and request.headers.get("HX-Request"):
         # Infinite scroll asks for the next older slice only.
         response = make_response(part.html)
         response.vary.add("HX-Request")  # one URL, two bodies: caches must tell them apart
         return response
-    live = part.shows_latest or (after is not None and not part.has_newer)
+    # A page that reaches the newest message turns live: the latest, a newer page with
+    # nothing after it, a permalink to one of the newest messages.
+    live = part.shows_latest or ((after is not None or around is not None) and not part.has_newer)
     seen = membership.last_read_message_id or 0
     if live and seen < part.newest_id:
         service.mark_read(room.id, current_user.id, part.newest_id)

@@ -1,0 +1,253 @@
+"""Finding messages: a piece of text, in every room the reader may read, newest first.
+
+Substring search, so that Chinese (no spaces between words) works: "数据库" finds
+"我们的数据库又挂了", "会" and "会议" work too, and English ignores letter case.
+
+* Three characters or more use an index of trigrams (migrations/versions/d4f1a7c3e9b2):
+  on SQLite the FTS5 table ``message_fts`` (``trigram`` tokenizer, ``case_sensitive 0``),
+  asked with MATCH and the text quoted as one phrase, so nothing a reader types is an
+  FTS operator; on PostgreSQL ``body ILIKE '%text%'`` on a pg_trgm GIN index.
+* One or two characters have no trigram to look up: a scan of the messages, newest
+  first, with LIKE and the wildcards of the text escaped. It stops at the page's end,
+  so a common text costs little; a rare one reads the messages through.
+* On PostgreSQL, a text without letter case (Chinese, digits) is matched with LIKE:
+  ILIKE lowercases every message it reads, several times slower. A short text with
+  letter case, which no index helps, is matched with ``~* '***=text'`` (a regular
+  expression made all literal by its ``***=`` prefix): the same answer as ILIKE, about
+  1.7 times quicker a row.
+
+Which way is quicker depends on the text and on how much the reader may read, which
+PostgreSQL's planner weighs from its statistics (each search is planned with its own
+text: ``plan_cache_mode``). SQLite keeps no statistics, so the search asks first: do
+the rooms to search hold fewer than FEW_MESSAGES messages (older than ``before``)?
+Then it reads just those, through the (room_id, id) index — a reader of a few rooms
+never waits for everyone else's messages to be skipped; else it takes the trigram
+index or the newest-first scan above.
+
+Then one statement reads a page plus one row (is there more?), with the author and
+room joined: a fixed number of statements whatever the number of results. Paging is a
+keyset on the message id (``before``), like a room's history.
+
+Which rooms: the reader's rooms and every public room. A public room is open to anyone
+signed in — its page shows its whole history to whoever opens it (and makes them a
+member), and the room list names them all — so searching one reveals nothing its page
+would not. Private rooms and direct conversations count only for their members: the
+rule of ``rooms.service.room_for`` and of the room list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from flask_babel import ngettext
+from markupsafe import Markup, escape
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, column, false, func, literal_column, select, table
+from sqlalchemy import text as text_clause
+
+from ..extensions import db
+from ..models import Membership, Message, Room, User, direct_title
+
+QUERY_MAX = 100
+TRIGRAM = 3  # the shortest text an index of trigrams can find
+PAGE_SIZE = 20
+NEWEST = 2**31 - 1  # "before" on the first page; message.id is a 32-bit integer on PostgreSQL
+
+# The FTS5 table (SQLite only). Its hidden column of the same name takes MATCH.
+fts = table("message_fts", column("rowid", Integer), column("message_fts"))
+
+
+class InvalidQuery(ValueError):
+    """Shown next to the search box."""
+
+
+def clean_query(raw: str | None) -> str:
+    """The text to look for: stripped; '' means nothing asked yet."""
+    text = (raw or "").strip()
+    if len(text) > QUERY_MAX:
+        raise InvalidQuery(
+            ngettext(
+                "Search for at most %(num)d character; this has %(length)d.",
+                "Search for at most %(num)d characters; this has %(length)d.",
+                QUERY_MAX,
+                length=len(text),
+            )
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    room_name: str  # for the URL
+    room_title: str  # what this reader calls the room: a direct conversation, the other person
+    direct: bool
+    author: str
+    created_at: datetime
+    snippet: Markup
+
+
+@dataclass(frozen=True)
+class Results:
+    hits: list[Hit]  # newest first
+    older: int | None  # ``before`` for the next page; None when this is the last
+
+
+def _visible() -> list[ColumnElement]:
+    """Which messages may be found at all: what people said and nobody deleted (a
+    deletion empties the body too, so the index has nothing of it either)."""
+    return [
+        Message.kind == Message.USER,
+        Message.deleted_at.is_(None),
+    ]
+
+
+def _readable_rooms() -> Select:
+    """Public rooms and the reader's own (see the module's docstring for why)."""
+    return (
+        select(Room.id)
+        .where(Room.private == false())
+        .union_all(select(Membership.room_id).where(Membership.user_id == bindparam("reader_id")))
+    )
+
+
+# How the messages are found (see the module's docstring).
+ROOMS = "rooms"  # every message of the rooms searched, through the (room_id, id) index
+TRIGRAMS = "trigrams"  # SQLite: FTS5 hands its matches over newest first
+NEWEST_FIRST = "newest first"  # SQLite: the messages newest first, each tested
+PLANNER = "planner"  # PostgreSQL: its planner picks a way from its statistics
+FEW_MESSAGES = 20_000  # SQLite reads the rooms through when they hold fewer messages than this (~25 ms)
+
+
+# How each message's text is tested (PostgreSQL picks; SQLite's LIKE ignores ASCII case).
+LIKE, ILIKE, REGEX = "like", "ilike", "regex"
+
+
+@cache
+def _statement(way: str, in_room: bool, test: str = LIKE) -> Select:
+    """Built once per shape, with bound parameters: building costs more than running.
+
+    The tests are written cheapest-first or most-selective-first for SQLite, which
+    checks them in that order."""
+    stmt = select(Message.id, Message.body, Message.created_at, User.username, Room.name, Room.kind)
+    if way == TRIGRAMS:
+        stmt = stmt.select_from(fts).join(Message, Message.id == fts.c.rowid)
+        found, key = fts.c.message_fts.match(bindparam("match")), fts.c.rowid  # FTS5 honours rowid < :before
+    elif test == REGEX:
+        found, key = Message.body.op("~*")(bindparam("regex")), Message.id
+    else:
+        like = Message.body.ilike if test == ILIKE else Message.body.like
+        found, key = like(bindparam("pattern"), escape="\\"), Message.id
+    room = Message.room_id
+    if way == NEWEST_FIRST:
+        room = room + literal_column("0")  # an expression, so SQLite walks the ids, not a room's index
+    room_test = room == bindparam("room_id") if in_room else room.in_(_readable_rooms())
+    older = key < bindparam("before")
+    tests = {
+        ROOMS: [room_test, older, *_visible(), found],
+        TRIGRAMS: [found, older, room_test, *_visible()],
+        NEWEST_FIRST: [older, found, room_test, *_visible()],  # the text rejects the most
+        PLANNER: [older, room_test, *_visible(), found],
+    }[way]
+    return (
+        stmt.join(Room, Room.id == Message.room_id)
+        .join(User, User.id == Message.author_id)
+        .where(*tests)
+        .order_by(key.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+@cache
+def _count_statement(in_room: bool) -> Select:
+    """SQLite: how many messages the rooms to search hold below ``before``, up to ``limit``."""
+    room_test = Message.room_id == bindparam("room_id") if in_room else Message.room_id.in_(_readable_rooms())
+    some = select(literal_column("1")).where(room_test, Message.id < bindparam("before")).limit(bindparam("cap"))
+    return select(func.count()).select_from(some.subquery())
+
+
+def fts_phrase(text: str) -> str:
+    """The text as one FTS5 phrase: quoted, quotes doubled; AND, NEAR, * and ^ are words."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` with LIKE's own characters (% _ and the escape \\) taken literally."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def search(
+    reader_id: int,
+    reader_name: str,
+    text: str,
+    before: int | None = None,
+    room_id: int | None = None,
+    limit: int | None = None,
+) -> Results:
+    """A page of the messages containing ``text`` (cleaned), newest first, in the rooms
+    the reader may read or in one room (``room_id``: the caller checked it is readable).
+    Two statements."""
+    limit = PAGE_SIZE if limit is None else limit
+    params = {"reader_id": reader_id, "before": NEWEST if before is None else min(before, NEWEST), "limit": limit + 1}
+    in_room = room_id is not None
+    if in_room:
+        params["room_id"] = room_id
+    test = LIKE
+    if db.engine.dialect.name == "sqlite":
+        few = db.session.execute(_count_statement(in_room), {**params, "cap": FEW_MESSAGES}).scalar_one()
+        way = ROOMS if few < FEW_MESSAGES else TRIGRAMS if len(text) >= TRIGRAM else NEWEST_FIRST
+    else:
+        # Planned for this text, never a generic plan made for any text: how common the
+        # text is decides between the trigram index and the newest messages first.
+        db.session.execute(text_clause("SET LOCAL plan_cache_mode = force_custom_plan"))
+        way = PLANNER
+        if text.lower() != text.upper():  # letter case to ignore
+            test = ILIKE if len(text) >= TRIGRAM else REGEX
+    if way == TRIGRAMS:
+        params["match"] = fts_phrase(text)
+    elif test == REGEX:
+        params["regex"] = "***=" + text  # the rest of the expression is literal
+    else:
+        params["pattern"] = like_pattern(text)
+    rows = db.session.execute(_statement(way, in_room, test), params).all()
+    pattern = re.compile(re.escape(text), re.IGNORECASE)
+    hits = [
+        Hit(
+            id=id_,
+            room_name=room_name,
+            room_title=direct_title(room_name, reader_name) if kind == Room.DIRECT else room_name,
+            direct=kind == Room.DIRECT,
+            author=author,
+            created_at=created_at,
+            snippet=snippet(body, pattern),
+        )
+        for id_, body, created_at, author, room_name, kind in rows[:limit]
+    ]
+    return Results(hits, hits[-1].id if len(rows) > limit else None)
+
+
+SNIPPET_CHARS = 160
+SNIPPET_LEAD = 40  # characters shown before the first match
+
+
+def snippet(body: str, pattern: re.Pattern) -> Markup:
+    """Up to SNIPPET_CHARS of ``body`` around its first match, each match in <mark>.
+
+    Built from escaped pieces: every piece of the message goes through ``escape``, and
+    the only markup added is our own <mark> and the ellipses.
+    """
+    first = pattern.search(body)
+    start = max(0, first.start() - SNIPPET_LEAD) if first else 0
+    end = min(len(body), max(start + SNIPPET_CHARS, first.end() if first else 0))
+    window = body[start:end]
+    pieces: list[Markup] = [Markup("…")] if start else []
+    pos = 0
+    for match in pattern.finditer(window):
+        pieces += [escape(window[pos : match.start()]), Markup("<mark>{}</mark>").format(match.group(0))]
+        pos = match.end()
+    pieces.append(escape(window[pos:]))
+    if end < len(body):
+        pieces.append(Markup("…"))
+    return Markup("").join(pieces)
