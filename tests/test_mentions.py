@@ -114,3 +114,15 @@ def test_an_edit_updates_who_is_mentioned(app):
     assert edit.status_code == 303
     assert mentioned_users(app) == []
     assert "Nobody has mentioned you yet" in c["bob"].get("/mentions/").get_data(as_text=True)
+
+
+def test_ids_past_what_the_database_holds_are_bad_input_not_errors(app):
+    c = people(app, "alice")
+    create_room(c["alice"], "general")
+    for url in (
+        "/room/general/?before=2147483648",
+        "/room/general/?around=99999999999",
+        "/mentions/?before=2147483648",
+    ):
+        assert c["alice"].get(url).status_code == 400, url
+    assert c["alice"].get("/room/general/?before=2147483647").status_code == 200

@@ -13,6 +13,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 
+# Ids are 32-bit integers on PostgreSQL: a larger one from a URL or a frame is invalid
+# input (a 400 or an error next to the field), never a query that fails.
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     """Naive UTC: SQLite keeps no zone, so every timestamp is UTC by convention."""

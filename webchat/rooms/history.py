@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 
 from .. import fragments
 from ..extensions import db
-from ..models import QUOTE_CHARS, Message, Quote, Room, User
+from ..models import MAX_ID, QUOTE_CHARS, Message, Quote, Room, User
 
 
 @dataclass
@@ -118,9 +118,6 @@ def history(room: Room, before: int | None = None, after: int | None = None) -> 
         before is not None and db.session.execute(q["any_from"], {"room_id": room.id, "id": before}).first() is not None
     )
     return Page(found[:size][::-1], has_older=older is not None, has_newer=has_newer, before_first=older)
-
-
-MAX_ID = 2**31 - 1  # message.id is a 32-bit integer on PostgreSQL
 
 
 class NotInRoom(LookupError):

@@ -9,7 +9,8 @@ from flask_login import current_user
 from sqlalchemy import bindparam, false, or_, select
 
 from ..extensions import db
-from ..models import Membership, Mention, Message, Room
+from ..models import MAX_ID, Membership, Mention, Message, Room
+from . import service
 from .views import bp
 
 PAGE = 30
@@ -39,9 +40,9 @@ def _query():
 @bp.route("/mentions/")
 def mentions():
     raw = request.args.get("before", "")
-    if raw and not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+    before = service.message_id_value(raw) if raw else MAX_ID
+    if before is None:
         abort(400)
-    before = int(raw) if raw else 2**62
     rows = db.session.execute(_query(), {"me": current_user.id, "before": before}).all()
     return render_template(
         "rooms/mentions.html",

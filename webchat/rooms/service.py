@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..live import broker, events
-from ..models import Membership, Message, Quote, Room, User, utcnow
+from ..models import MAX_ID, Membership, Message, Quote, Room, User, utcnow
 from . import history, mentions
 
 ROOM_NAME_MAX = 50
@@ -183,9 +183,10 @@ def message_id_value(value: object) -> int | None:
     also accepts '²' or '١'), short enough for the column; None when not one."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 18:
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 10:
         return None
-    return int(value)
+    number = int(value)
+    return number if number <= MAX_ID else None
 
 
 def reply_target(room: Room, message_id: int) -> Message:

@@ -48,12 +48,12 @@ from sqlalchemy import ColumnElement, Integer, Select, bindparam, column, false,
 from sqlalchemy import text as text_clause
 
 from ..extensions import db
-from ..models import Membership, Message, Room, User, direct_title
+from ..models import MAX_ID, Membership, Message, Room, User, direct_title
 
 QUERY_MAX = 100
 TRIGRAM = 3  # the shortest text an index of trigrams can find
 PAGE_SIZE = 20
-NEWEST = 2**31 - 1  # "before" on the first page; message.id is a 32-bit integer on PostgreSQL
+NEWEST = MAX_ID  # "before" on the first page
 
 # The FTS5 table (SQLite only). Its hidden column of the same name takes MATCH.
 fts = table("message_fts", column("rowid", Integer), column("message_fts"))
