@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import gevent
 from flask import render_template
@@ -61,7 +60,7 @@ class Sidebar:
             unread += fresh
             if str(self.user_id) in mention_ids(message.mentions).split():
                 mentioned += fresh
-        self.entries[room_id] = replace(entry, last_message=shown, unread=unread, mentions=mentioned)
+        self.entries[room_id] = entry._replace(last_message=shown, unread=unread, mentions=mentioned)
         if room_id in self.changed:
             self.changed.remove(room_id)
         self.changed.append(room_id)

@@ -6,9 +6,9 @@ build for fifty rooms, their owners, last messages and those messages' authors).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import NamedTuple
 
 from flask import get_template_attribute
 from markupsafe import Markup
@@ -22,8 +22,7 @@ from ..models import Membership, Mention, Message, Room, User, direct_title
 PREVIEW_CHARS = 200  # the list shows 80; read a little more, never a 4,000-character body
 
 
-@dataclass(frozen=True)
-class Preview:
+class Preview(NamedTuple):
     kind: str
     event: str | None
     body: str
@@ -36,8 +35,7 @@ class Preview:
         return self.kind == Message.SYSTEM
 
 
-@dataclass(frozen=True)
-class RoomSummary:
+class RoomSummary(NamedTuple):
     room_id: int
     name: str  # for the URL
     title: str  # what this reader calls it: a direct conversation is named after the other person

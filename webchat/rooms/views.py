@@ -8,6 +8,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from .. import fragments
+from ..i18n import current_language
 from ..models import Message, direct_title
 from ..timefmt import reader_view
 from . import history, listing, service
@@ -32,6 +33,13 @@ def room_lists(view: tuple) -> dict:
         "empty": not rooms,
         "unread_total": sum(s.unread or 0 for s in rooms),
     }
+
+
+def _empty_lists() -> Markup:
+    return fragments.cached(
+        ("lists-empty", current_language()),
+        lambda: Markup(render_template("rooms/_lists.html", items=[], directs=[])),  # noqa: S704
+    )
 
 
 @bp.route("/")
@@ -125,7 +133,10 @@ def room(room_name: str):
     seen = membership.last_read_message_id or 0
     if live and seen < part.newest_id:
         service.mark_read(room.id, current_user.id, part.newest_id)
-    lists = room_lists(view)  # the sidebar, with this room read
+    # The sidebar comes with the room's socket (its first frame is the whole list, which
+    # it then keeps up to date): the page itself reads no room list. Without JavaScript
+    # there is no sidebar, and the room list is one link away.
+    lists = {"lists": _empty_lists(), "unread_total": 0}
     html = render_template(
         "rooms/room.html",
         log=history.with_new_divider(part.html, seen, part.newest_id) if live else part.html,
