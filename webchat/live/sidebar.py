@@ -47,8 +47,10 @@ class Sidebar:
 
     def rooms(self) -> list[int]:
         """The rooms whose news this list follows: the reader's own (public rooms they
-        have not joined are listed, but not followed)."""
-        return [room_id for room_id, s in self.entries.items() if s.unread is not None]
+        have not joined are listed, but not followed), but not the room the page shows —
+        its news is on screen already, and following it would cost every reader of a busy
+        room a list update a second (measured: bench/fanout.py's steady runs)."""
+        return [r for r, s in self.entries.items() if s.unread is not None and r != self.current_room]
 
     def touch(self, room_id: int, message: events.PushedMessage, shown: listing.Preview, wake: Callable) -> None:
         entry = self.entries.get(room_id)
@@ -70,6 +72,9 @@ class Sidebar:
 
     def total_unread(self) -> int:
         return sum(s.unread or 0 for s in self.entries.values())
+
+    def is_due(self) -> bool:
+        return self.due is not None and time.monotonic() >= self.due
 
     def update_html(self, view: tuple) -> str | None:
         """The fragment for what changed, once due (in the socket's request context)."""

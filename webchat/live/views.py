@@ -116,8 +116,12 @@ def follow_list(conn: Connection, hub, current_room: int | None = None, room_nam
 
 
 def send_list_news(conn: Connection) -> None:
-    """Called on every wake of the socket's greenlet: the coalesced list update, if due."""
-    html = conn.sidebar.update_html(reader_view()) if conn.sidebar is not None else None
+    """Called on every wake of the socket's greenlet (every frame it is given): the
+    coalesced list update, if one is due — checked before anything is computed."""
+    sidebar = conn.sidebar
+    if sidebar is None or not sidebar.is_due():
+        return
+    html = sidebar.update_html(reader_view())
     if html:
         conn.push(frames.encode_text_frame(html))
 
