@@ -94,7 +94,8 @@ def test_a_message_of_another_room_or_none_or_a_room_you_may_not_read_is_a_404(a
     assert around(alice, other, "general").status_code == 404
     assert around(alice, ids[1], "other").status_code == 404
     assert around(alice, 999999).status_code == 404
-    assert around(alice, 99999999999).status_code == 404  # past a 32-bit id
+    assert around(alice, 2147483647).status_code == 404  # the largest id there can be, not there
+    assert around(alice, 99999999999).status_code == 400  # past a 32-bit id: not an id at all
     assert post_form(alice, "/create/", {"name": "hidden", "private": "y"}).status_code == 303
     [_, hidden] = add_messages(app, 1, room="hidden")
     carol = app.test_client()
