@@ -48,3 +48,27 @@ def test_two_panes_badges_that_move_by_themselves_and_the_new_divider(open_page,
     create_room(phone, web.url, unique("pocket"))
     expect(phone.locator("aside.sidebar")).to_be_hidden()
     assert console.unexpected() == []
+
+
+def test_a_mention_is_marked_for_the_mentioned_reader_only(open_page, web):
+    alice, bob = open_page(), open_page()
+    alice_name, bob_name, room = unique("alice"), unique("bob"), unique("desk")
+    sign_up(alice, web.url, alice_name)
+    create_room(alice, web.url, room)
+    sign_up(bob, web.url, bob_name)
+    bob.goto(f"{web.url}/room/{room}/")
+    alice.goto(f"{web.url}/room/{room}/")
+    for page in (alice, bob):
+        expect(page.locator("#status")).to_have_text("Live", use_inner_text=True)
+    alice.get_by_role("textbox", name="Message").fill(f"@{bob_name} can you look?")
+    alice.get_by_role("textbox", name="Message").press("Enter")
+    shade = "e => getComputedStyle(e).backgroundColor"
+    for page in (alice, bob):
+        expect(page.locator("#log .mention")).to_have_text(f"@{bob_name}")
+    seen_by_bob = bob.locator("#log article", has_text="can you look?")
+    seen_by_alice = alice.locator("#log article", has_text="can you look?")
+    # The same shared fragment; only bob's page has the rule for his id.
+    assert seen_by_bob.get_attribute("data-mentions") == seen_by_alice.get_attribute("data-mentions")
+    assert "inset" in seen_by_bob.evaluate("e => getComputedStyle(e).boxShadow")  # the mention mark
+    assert "inset" not in seen_by_alice.evaluate("e => getComputedStyle(e).boxShadow")
+    assert bob.locator("#log .mention").evaluate(shade) != alice.locator("#log .mention").evaluate(shade)
