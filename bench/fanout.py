@@ -698,6 +698,12 @@ def float_list(text: str) -> list[float]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--readers", type=int_list, default=[100, 500], help="reader counts for steady runs (100,500)")
+    p.add_argument(
+        "--list-sockets",
+        type=int,
+        default=0,
+        help="also hold this many room-list sockets (/ws/list/) over the reader users during the runs (0)",
+    )
     p.add_argument("--rate", type=float, default=50.0, help="steady send rate, msg/s (50)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per steady run (10)")
     p.add_argument("--repeat", type=int, default=1, help="run each steady run this many times (1)")
@@ -852,6 +858,12 @@ def main(argv: list[str] | None = None) -> int:
             memory = bench.measure_memory(args.idle)
             log(f"  {memory['per_socket_kb']:.1f} KB per idle socket")
 
+        if args.list_sockets:
+            # Every reader also holds the room list page's socket, which follows the room.
+            log(f"opening {args.list_sockets} room-list sockets (/ws/list/)")
+            bench.list_sockets = open_sockets(
+                bench.loop, server, bench.reader_users, bench.room, 0, args.list_sockets, reader=False, path="/ws/list/"
+            )
         largest = max(args.readers) if args.readers else None
         for n in args.readers:
             if time.monotonic() - started > args.max_seconds:

@@ -281,10 +281,19 @@ def handshake_request(path: str, port: int, cookie: str) -> bytes:
 
 
 def open_sockets(
-    loop: Loop, server: Server, users: list[User], room: str, after: int, n: int, reader: bool, batch: int = 100
+    loop: Loop,
+    server: Server,
+    users: list[User],
+    room: str,
+    after: int,
+    n: int,
+    reader: bool,
+    batch: int = 100,
+    path: str | None = None,
 ) -> list[WS]:
-    """Open n sockets (round-robin over users), ``batch`` handshakes in flight at a time."""
-    path = f"/ws/chat/{urllib.parse.quote(room)}/?after={after}"
+    """Open n sockets (round-robin over users), ``batch`` handshakes in flight at a time;
+    ``path``: another socket than the room's (the room list page's, /ws/list/)."""
+    path = path or f"/ws/chat/{urllib.parse.quote(room)}/?after={after}"
     out: list[WS] = []
     deadline = time.monotonic() + 60 + n * 0.2
     for b in range(0, n, batch):

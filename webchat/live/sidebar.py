@@ -19,6 +19,7 @@ from collections.abc import Callable
 import gevent
 from flask import render_template
 
+from .. import fragments
 from ..rooms import listing
 from ..rooms.mentions import ids_attribute as mention_ids
 from . import events
@@ -80,9 +81,18 @@ class Sidebar:
         """The fragment for what changed, once due (in the socket's request context)."""
         if not self.changed or self.due is None or time.monotonic() < self.due:
             return None
-        changed = [self.entries[r] for r in reversed(self.changed)]  # newest first
+        changed = tuple(self.entries[r] for r in reversed(self.changed))  # newest first
         self.changed, self.due = [], None
-        items = listing.rendered_items(changed, view)
-        return render_template(
-            "live/_sidebar_update.html", moved=list(zip(changed, items, strict=True)), total=self.total_unread()
-        )
+        total = self.total_unread()
+
+        def render() -> str:
+            items = listing.rendered_items(list(changed), view)
+            return render_template(
+                "live/_sidebar_update.html",
+                moved=list(zip(changed, items, strict=True)),
+                total=total,
+                room_name=self.room_name,
+            )
+
+        # Lists in the same state (readers of the same rooms) share one rendering.
+        return fragments.cached(("list-update", changed, total, self.room_name, view), render)
