@@ -41,19 +41,22 @@ class FragmentCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def get_or_render(self, key: Hashable, render: Callable[[], T]) -> T:
+        """The fragment for ``key``, rendered by ``render`` only when not kept already."""
+        found = self.get(key)
+        if found is None:
+            found = render()
+            self.put(key, found)
+        return found  # type: ignore[return-value]
+
 
 def cache() -> FragmentCache:
+    """This app's cache (callers rendering many fragments look it up once)."""
     return current_app.extensions["webchat.fragments"]
 
 
 def cached(key: Hashable, render: Callable[[], T]) -> T:
-    """The fragment for ``key``, rendered by ``render`` only when not kept already."""
-    cache: FragmentCache = current_app.extensions["webchat.fragments"]
-    found = cache.get(key)
-    if found is None:
-        found = render()
-        cache.put(key, found)
-    return found  # type: ignore[return-value]
+    return cache().get_or_render(key, render)
 
 
 def init_app(app: Flask) -> None:

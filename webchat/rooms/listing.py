@@ -150,12 +150,4 @@ def rendered_items(rooms: list[RoomSummary], view: tuple) -> list[Markup]:
     room_item = get_template_attribute("rooms/_room_item.html", "room_item")
     zone = view[1]
     keep = fragments.cache()
-    out = []
-    for s in rooms:
-        key = ("room-item", s, view)
-        html = keep.get(key)
-        if html is None:
-            html = room_item(s, zone)
-            keep.put(key, html)
-        out.append(html)
-    return out
+    return [keep.get_or_render(("room-item", s, view), lambda s=s: room_item(s, zone)) for s in rooms]
