@@ -83,6 +83,10 @@ class Config:
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # The cookie is sent again when the session's row is touched (at most once a day,
+    # webchat/auth/sessions.py), not with every answer: re-signing it cost every page
+    # about a tenth of its time, and its expiry still follows the session's.
+    SESSION_REFRESH_EACH_REQUEST = False
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
 

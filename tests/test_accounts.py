@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -592,6 +592,25 @@ def test_reads_write_nothing_and_last_seen_moves_once_a_day(app, client, queries
     [row] = session_rows(app)
     assert row.last_seen_at > two_days_ago + timedelta(days=1)
     queries.measure(1, lambda: client.get("/settings/"), writes=False)
+
+
+def test_the_cookie_is_sent_again_only_when_the_session_is_touched(app, client):
+    """Not with every answer (re-signing it was a tenth of a page's cost), but when the
+    row's last use moves, so that its expiry keeps following the session's."""
+    signup(client, "alice")
+    create_room(client, "general")
+    for path in ("/", "/settings/", "/room/general/", "/mentions/"):
+        assert "Set-Cookie" not in client.get(path).headers, path
+    with app.app_context():
+        db.session.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(days=2)))
+        db.session.commit()
+    cookie = client.get("/settings/").headers["Set-Cookie"]
+    stamp = re.search(r"Expires=([^;]+)", cookie).group(1)
+    expires = datetime.strptime(stamp, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+    days = app.config["SESSION_DAYS"]
+    assert abs(expires - datetime.now(UTC) - timedelta(days=days)) < timedelta(minutes=5)
+    assert "Set-Cookie" not in client.get("/settings/").headers
+    assert whoami(client) == "alice"
 
 
 # --- throttling -----------------------------------------------------------------------------

@@ -286,6 +286,8 @@ def visit_message_pages(pages: Pages, client, url: str) -> None:
     pages.check("edited (fragment)", edited)
     pages.check("edit someone else's", client.get(f"{url}messages/{theirs}/edit"), 403)
     pages.check("reaction page", client.get(f"{url}messages/{theirs}/reactions?emoji=👍"))
+    pages.check("menu page", client.get(f"{url}messages/{mine}/menu"))
+    pages.check("menu (fragment)", client.get(f"{url}messages/{theirs}/menu", headers=hx))
     pages.check("reaction, not on offer", client.get(f"{url}messages/{theirs}/reactions?emoji=x"), 400)
     reacted = client.post(f"{url}messages/{theirs}/reactions", data={"emoji": "🎉", "csrf_token": token}, headers=hx)
     pages.check("reacted (fragment)", reacted)

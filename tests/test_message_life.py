@@ -198,6 +198,56 @@ def test_the_page_shows_edit_and_delete_by_css_for_whom_may_use_them(app, people
     assert articles(page_alice) == articles(page_bob)  # the same fragments for both
 
 
+def test_a_messages_menu_is_loaded_when_first_opened_not_carried_by_every_message(app, people):
+    alice, bob = people["alice"], people["bob"]
+    mid = say(alice, "hello")
+    article = shown(bob)[mid]
+    assert f'hx-get="messages/{mid}/menu" hx-trigger="toggle once"' in article
+    assert f'<a class="msg-action" href="messages/{mid}/menu">' in article  # without JavaScript: a page
+    assert "react-button" not in article and "/edit" not in article  # the menu's items are not in the page
+    items = bob.get(f"{ROOM}messages/{mid}/menu", headers=HX)
+    assert items.status_code == 200 and "HX-Request" in items.headers["Vary"]
+    html = text(items)
+    assert html.lstrip().startswith('<div class="msg-actions"') and "<html" not in html
+    assert html.count('class="react-button"') == 7 and ">Reply</a>" in html
+    # One menu for every reader: the page's style shows edit and delete to whom may.
+    assert 'class="msg-action msg-own"' in html and 'class="msg-own msg-delete"' in html
+    assert html == text(alice.get(f"{ROOM}messages/{mid}/menu", headers=HX))
+
+
+def test_without_javascript_the_menu_page_offers_only_what_the_reader_may(app, people):
+    alice, bob = people["alice"], people["bob"]
+    from_alice, from_bob = say(alice, "mine"), say(bob, "his")
+    page = text(bob.get(f"{ROOM}messages/{from_alice}/menu"))
+    assert "<title>Message actions · webchat</title>" in page and "mine" in page
+    assert 'name="csrf_token"' in page and page.count('class="react-button"') == 7
+    assert f'href="{ROOM}?reply_to={from_alice}#message"' in page
+    assert f"messages/{from_alice}/edit" not in page and f"messages/{from_alice}/delete" not in page
+    page = text(alice.get(f"{ROOM}messages/{from_bob}/menu"))  # the owner deletes, but edits only her own
+    assert f"messages/{from_bob}/delete" in page and f"messages/{from_bob}/edit" not in page
+    page = text(alice.get(f"{ROOM}messages/{from_alice}/menu"))
+    assert f"messages/{from_alice}/delete" in page and f"messages/{from_alice}/edit" in page
+    # A reaction chosen there posts with its CSRF token and returns to the room.
+    assert (
+        post(
+            bob, f"{ROOM}messages/{from_alice}/reactions", {"emoji": "👍"}, page=f"{ROOM}messages/{from_alice}/menu"
+        ).status_code
+        == 303
+    )
+
+
+def test_the_menu_of_a_system_gone_or_unreadable_message_is_refused(app, people):
+    alice, carol = people["alice"], people["carol"]
+    mid = say(alice, "members only")
+    for headers in (None, HX):
+        assert alice.get(f"{ROOM}messages/{system_id(app)}/menu", headers=headers).status_code == 403
+        assert carol.get(f"{ROOM}messages/{mid}/menu", headers=headers).status_code == 404
+        for bad in ("999999", "99999999999999999999999", "abc"):
+            assert alice.get(f"{ROOM}messages/{bad}/menu", headers=headers).status_code == 404
+    assert post(alice, f"{ROOM}messages/{mid}/delete").status_code == 303
+    assert alice.get(f"{ROOM}messages/{mid}/menu", headers=HX).status_code == 404
+
+
 # --- reply --------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ ROOM_LIST = 2  # the user, one query for every room with its counts and last mes
 SEARCH = 3
 SEARCH_IN_ROOM = 4  # + the room with the reader's membership
 AROUND_PAGE = 4  # the user, the room, the message and the ones before it, the ones after
+MENU = 3  # the user, the room with the reader's membership, the message
 POST = 6  # user, room, membership, previous message, INSERT, UPDATE room
 JOIN = 9  # a first visit: + INSERT membership, the system message and its room update
 
@@ -253,3 +254,14 @@ def test_a_permalink_page_costs_the_same_anywhere_in_the_room(app, alice, querie
     assert counts == {AROUND_PAGE}
     # Kept: the same permalink of an unchanged room is a lookup.
     queries.measure(ROOM_PAGE_CACHED, lambda: alice.get(f"/room/general/?around={ids[75]}"), writes=False)
+
+
+def test_a_messages_menu_costs_the_same_whatever_it_carries_and_writes_nothing(app, alice, queries):
+    ids = add_messages(app, 5)
+    bare = statement_count(queries, MENU, lambda: alice.get(f"/room/general/messages/{ids[-1]}/menu"), writes=False)
+    decorate(app, ids)
+    for headers in ({"HX-Request": "true"}, {}):  # the items, and the page without JavaScript
+        response, tally = queries.measure(
+            MENU, lambda h=headers: alice.get(f"/room/general/messages/{ids[-2]}/menu", headers=h), writes=False
+        )
+        assert response.status_code == 200 and len(tally.statements) == bare

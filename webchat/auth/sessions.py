@@ -4,7 +4,8 @@ The signed cookie holds the row's random token as ``session["sid"]`` (the live
 socket reads it too, to close only one session's sockets). Every request loads the
 user with ONE statement that also proves the session: the row exists, belongs to
 that user, was used within SESSION_DAYS, and the account is active. A read writes
-nothing: ``last_seen_at`` moves at most once a day. Flask-Login's remember-me cookie
+nothing: ``last_seen_at`` moves at most once a day, and only then is the cookie sent
+again, its expiry SESSION_DAYS from then (SESSION_REFRESH_EACH_REQUEST is off). Flask-Login's remember-me cookie
 is never set, and cannot bring a session back: without a live ``sid`` there is no user.
 """
 
@@ -55,6 +56,7 @@ def load_user(user_id: str) -> User | None:
         # The loader runs before the view does anything, so this commits nothing else.
         db.session.execute(update(UserSession).where(UserSession.id == session_id).values(last_seen_at=now))
         db.session.commit()
+        session.modified = True  # the cookie's expiry moves with the row's: SESSION_DAYS from now
     return user
 
 

@@ -1,4 +1,4 @@
-"""One message's actions: edit, delete, react (and the message alone, for htmx).
+"""One message's actions: its menu, edit, delete, react (and the message alone, for htmx).
 
 With htmx, a message's menu posts here (the page's hx-headers carry the CSRF token)
 and the answer puts the menu back, closed, with the message's new content out of band
@@ -12,7 +12,7 @@ one 404; someone else's message (or a system message) 403, and nothing changes.
 
 from __future__ import annotations
 
-from flask import abort, make_response, redirect, render_template, request, url_for
+from flask import abort, get_template_attribute, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..errors import render_error
@@ -66,6 +66,34 @@ def message(room_name: str, message_id: int):
     if not _htmx():
         return _back_to(room, message_id)
     return _restored(found, reader_view()[1])
+
+
+@bp.route(MESSAGE_URL + "/menu")
+def message_menu(room_name: str, message_id: int):
+    """What a message's menu offers. With htmx: its items, loaded the first time the menu
+    opens (the page's style shows "edit" and "delete" to whom may). Without JavaScript:
+    a page with the same choices, only those this reader may take."""
+    room = _room_or_404(room_name)
+    found = changes.find(room, message_id)
+    if found.is_system:
+        raise changes.NotAllowed
+    if _htmx():
+        response = make_response(get_template_attribute("rooms/_message.html", "menu_items")(found))
+        response.vary.add("HX-Request")
+        return response
+    return _page(
+        room,
+        found,
+        "menu",
+        chosen=None,
+        mine=_own_reactions(found),
+        may_edit=changes.may_edit(found, current_user),
+        may_delete=changes.may_delete(room, found, current_user),
+    )
+
+
+def _own_reactions(message) -> set[str]:
+    return {g.emoji for g in changes.reaction_groups(message.reactions) if str(current_user.id) in g.by.split()}
 
 
 @bp.route(MESSAGE_URL + "/edit", methods=["GET", "POST"])
@@ -124,5 +152,4 @@ def react_to_message(room_name: str, message_id: int):
     found = changes.find(room, message_id)
     if found.is_system:
         raise changes.NotAllowed
-    mine = {g.emoji for g in changes.reaction_groups(found.reactions) if str(current_user.id) in g.by.split()}
-    return _page(room, found, "react", chosen=emoji, mine=mine)
+    return _page(room, found, "react", chosen=emoji, mine=_own_reactions(found))
