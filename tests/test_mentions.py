@@ -73,9 +73,9 @@ def test_a_mention_of_a_member_is_stored_shown_counted_and_listed(app, queries):
     listing = c["bob"].get("/").get_data(as_text=True)
     assert re.search(r'class="mention-badge"[^>]*>@1<', listing)
     page = c["bob"].get("/room/general/").get_data(as_text=True)
-    assert f'data-mentions=" {bob_id} "' in page
+    assert f'<p class="msg-body" data-mentions=" {bob_id} ">' in page
     assert f'<span class="mention" data-user="{bob_id}">@BOB</span>' in page
-    assert f'.msg[data-mentions~="{bob_id}"]' in page  # the page's own rule highlights it for bob
+    assert f'.msg-body[data-mentions~="{bob_id}"]' in page  # the page's own rule highlights it for bob
     # read now: no badge; still on the mentions page, newest first, linking into context
     assert "mention-badge" not in c["bob"].get("/").get_data(as_text=True)
     say(c["alice"], "general", "again @bob")
@@ -114,6 +114,13 @@ def test_an_edit_updates_who_is_mentioned(app):
     assert edit.status_code == 303
     assert mentioned_users(app) == []
     assert "Nobody has mentioned you yet" in c["bob"].get("/mentions/").get_data(as_text=True)
+    # Adding one by an edit marks the message in what the change replaces (the
+    # message's content), so a live page's "mentions me" mark follows the edit.
+    hx = {"HX-Request": "true", "X-CSRFToken": token}
+    answer = c["alice"].post(f"/room/general/messages/{message_id}/edit", data={"message": "@bob ?"}, headers=hx)
+    swap = answer.get_data(as_text=True).split(f'hx-swap-oob="innerHTML:#m-{message_id} .msg-content')[1]
+    bob_id = re.search(r'data-user="(\d+)"', swap).group(1)
+    assert f'<p class="msg-body" data-mentions=" {bob_id} ">' in swap
 
 
 def test_ids_past_what_the_database_holds_are_bad_input_not_errors(app):

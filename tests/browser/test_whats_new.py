@@ -8,6 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from .conftest import PHONE, create_room, sign_up, unique
+from .test_message_life import open_menu
 
 
 def test_two_panes_badges_that_move_by_themselves_and_the_new_divider(open_page, web, console):
@@ -68,7 +69,18 @@ def test_a_mention_is_marked_for_the_mentioned_reader_only(open_page, web):
     seen_by_bob = bob.locator("#log article", has_text="can you look?")
     seen_by_alice = alice.locator("#log article", has_text="can you look?")
     # The same shared fragment; only bob's page has the rule for his id.
-    assert seen_by_bob.get_attribute("data-mentions") == seen_by_alice.get_attribute("data-mentions")
+    mentions = ".msg-body[data-mentions]"
+    assert seen_by_bob.locator(mentions).get_attribute("data-mentions") == seen_by_alice.locator(
+        mentions
+    ).get_attribute("data-mentions")
     assert "inset" in seen_by_bob.evaluate("e => getComputedStyle(e).boxShadow")  # the mention mark
     assert "inset" not in seen_by_alice.evaluate("e => getComputedStyle(e).boxShadow")
     assert bob.locator("#log .mention").evaluate(shade) != alice.locator("#log .mention").evaluate(shade)
+    # An edit that drops the mention takes the mark off bob's live page; one that adds it back puts it on.
+    for text, marked in (("can you look? (anyone)", False), (f"@{bob_name} can you look? really", True)):
+        open_menu(alice, "can you look?").get_by_role("link", name="Edit").click()
+        alice.get_by_role("textbox", name="Edit your message").fill(text)
+        alice.get_by_role("button", name="Save").click()
+        expect(bob.locator("#log article .msg-text", has_text=text)).to_have_count(1)
+        mark = bob.locator("#log article", has_text=text).evaluate("e => getComputedStyle(e).boxShadow")
+        assert ("inset" in mark) is marked, (text, mark)
