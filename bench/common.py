@@ -35,6 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+# Every request of a bench user, signing in and under load, says the same: Flask-Login
+# ties a session to (address, User-Agent) and rewrites the cookie on every answer when
+# they change, which no real browser does.
+USER_AGENT = "webchat-bench"
 CSRF_RE = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
 AFTER_RE = re.compile(r"/ws/chat/[^\"?]*\?after=(\d+)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -311,7 +315,7 @@ class User:
 
     def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
         conn = http.client.HTTPConnection(HOST, self.server.port, timeout=60)
-        headers = {"Cookie": self.cookie_header()} if self.cookies else {}
+        headers = {"User-Agent": USER_AGENT, **({"Cookie": self.cookie_header()} if self.cookies else {})}
         body = None
         if form is not None:
             body = urllib.parse.urlencode(form)

@@ -46,6 +46,7 @@ import _syspath  # noqa: F401 - first: puts the repository root on sys.path, tak
 
 from bench.common import (
     HOST,
+    USER_AGENT,
     CpuMeter,
     CpuShares,
     Server,
@@ -122,7 +123,7 @@ CONTENT_LENGTH_RE = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
 
 
 def build_request(sc: Scenario, port: int) -> bytes:
-    lines = [f"{sc.method} {sc.path} HTTP/1.1", f"Host: {HOST}:{port}", "User-Agent: webchat-bench", "Accept: */*"]
+    lines = [f"{sc.method} {sc.path} HTTP/1.1", f"Host: {HOST}:{port}", "Accept: */*"]
     lines += [f"{k}: {v}" for k, v in sc.headers.items()]
     if sc.body or sc.method == "POST":
         lines.append(f"Content-Length: {len(sc.body)}")
@@ -543,7 +544,7 @@ def fill(server: Server, messages: int, rooms: int) -> tuple[User, int, str]:
 
 
 def scenarios(user: User, newest: int, token: str) -> list[Scenario]:
-    cookie = {"Cookie": user.cookie_header()}
+    cookie = {"Cookie": user.cookie_header(), "User-Agent": USER_AGENT}  # as the user signed in
     path = room_path(ROOM)
     post = urllib.parse.urlencode({"message": "A message posted without JavaScript", "csrf_token": token})
     return [

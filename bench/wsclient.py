@@ -21,7 +21,7 @@ import urllib.parse
 from array import array
 from dataclasses import dataclass, field
 
-from bench.common import HOST, ROOT, Server, User, free_port, taskset
+from bench.common import HOST, ROOT, USER_AGENT, Server, User, free_port, taskset
 
 ARTICLE = b'<article id="m-'
 ARTICLE_LEN = len(ARTICLE)
@@ -276,7 +276,7 @@ def handshake_request(path: str, port: int, cookie: str) -> bytes:
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://{HOST}:{port}\r\n"
         # What Chromium offers; the server's frames stay uncompressed either way (RSV1 unset).
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-        f"Cookie: {cookie}\r\nUser-Agent: webchat-bench\r\n\r\n"
+        f"Cookie: {cookie}\r\nUser-Agent: {USER_AGENT}\r\n\r\n"
     ).encode()
 
 
