@@ -13,7 +13,8 @@ Substring search, so that Chinese (no spaces between words) works: "数据库" f
   as one ASCII token by ``webchat.grams`` (the same function fills the index and writes
   the question), which hands its matches over newest first like ``message_fts``; on
   PostgreSQL ``webchat_grams(body) @> ARRAY[lower(text)]`` on a GIN index of that
-  expression, with the exact test below checking each row it finds.
+  expression, with the exact test below checking each row it finds — but only for a
+  piece that is not common (see COMMON_PIECE).
 * On PostgreSQL, a text without letter case (Chinese, digits) is matched with LIKE:
   ILIKE lowercases every message it reads, several times slower. A short text with
   letter case, where ILIKE has no trigram to use, is matched with ``~* '***=text'`` (a
@@ -29,6 +30,14 @@ FEW_MESSAGES messages (older than ``before``)? Then it reads just those, through
 (room_id, id) index — a reader of a few rooms never waits for everyone else's messages
 to be skipped; else it takes the trigram index or the index of short pieces. Both
 FTS5 indexes stop at the page's end, so a common text costs little there too.
+
+On PostgreSQL a plan that does not take the index of pieces still has to compute
+``webchat_grams(body)`` for each message it tests (about 50–100 µs each, where LIKE
+costs well under one), so the test of pieces is asked only when it can pay: the same
+statement that sets ``plan_cache_mode`` reads, from the index's statistics, how often
+the piece occurs. A piece in at least COMMON_PIECE of the messages is left to the plans
+it had before (the newest first, or the reader's rooms), which fill a page quickly;
+any other is asked of the index too, and the planner picks.
 
 Then one statement reads a page plus one row (is there more?), with the author and
 room joined: a fixed number of statements whatever the number of results. Paging is a
@@ -140,6 +149,9 @@ TRIGRAMS = "trigrams"  # SQLite: FTS5 hands its matches over newest first
 GRAMS = "grams"  # SQLite: the same from the index of one- and two-character pieces
 PLANNER = "planner"  # PostgreSQL: its planner picks a way from its statistics
 FEW_MESSAGES = 20_000  # SQLite reads the rooms through when they hold fewer messages than this (~25 ms)
+# PostgreSQL: a piece at least this frequent is not asked of the index of pieces (see the
+# docstring); 0.5 % of a million messages is a page in the newest ~4,000 for a reader of all.
+COMMON_PIECE = 0.005
 
 
 # How each message's text is tested (PostgreSQL picks; SQLite's LIKE ignores ASCII case).
@@ -186,6 +198,18 @@ def _statement(way: str, in_room: bool, test: str = LIKE, short: bool = False) -
     )
 
 
+# PostgreSQL: one statement before the search (as SET LOCAL was): plans made for this
+# text, and how common its piece is, from ANALYZE's most common elements of the index of
+# pieces (0 when it is not among them, or nothing was analysed yet).
+_PLAN_SETTINGS = text_clause("SELECT set_config('plan_cache_mode', 'force_custom_plan', true), 0.0")
+_PLAN_SETTINGS_SHORT = text_clause(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), coalesce(("
+    "SELECT max(common.freq) FROM pg_stats, "
+    "unnest(most_common_elems::text::text[], most_common_elem_freqs) AS common (piece, freq) "
+    "WHERE tablename = 'ix_message_grams' AND common.piece = lower(:text)), 0.0)"
+)
+
+
 @cache
 def _count_statement(in_room: bool) -> Select:
     """SQLite: how many messages the rooms to search hold below ``before``, up to ``limit``."""
@@ -226,12 +250,13 @@ def search(
         way = ROOMS if few < FEW_MESSAGES else TRIGRAMS if len(text) >= TRIGRAM else GRAMS
     else:
         # Planned for this text, never a generic plan made for any text: how common the
-        # text is decides between the trigram index and the newest messages first.
-        db.session.execute(text_clause("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # text is decides between an index and the newest messages first.
+        settings = _PLAN_SETTINGS if len(text) >= TRIGRAM else _PLAN_SETTINGS_SHORT
+        _, frequency = db.session.execute(settings, {"text": text}).one()
         way = PLANNER
         if text.lower() != text.upper():  # letter case to ignore
             test = ILIKE if len(text) >= TRIGRAM else REGEX
-    short = way == PLANNER and len(text) < TRIGRAM
+    short = way == PLANNER and len(text) < TRIGRAM and frequency < COMMON_PIECE
     if short:
         params["text"] = text
     if way == TRIGRAMS:
