@@ -522,10 +522,11 @@ def server_options(args: argparse.Namespace) -> dict:
 def check_server_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.database_url and not is_postgres(args.database_url):
         p.error("--database-url must be a PostgreSQL URL (postgresql://...)")
-    if args.app_root is not None:
-        missing = [f for f in ("wsgi.py", "gunicorn.conf.py", "migrations") if not (args.app_root / f).exists()]
+    app_root = getattr(args, "app_root", None)  # bench/search.py starts no server: it has no --app-root
+    if app_root is not None:
+        missing = [f for f in ("wsgi.py", "gunicorn.conf.py", "migrations") if not (app_root / f).exists()]
         if missing:
-            p.error(f"--app-root {args.app_root} is not a webchat checkout (no {', '.join(missing)})")
+            p.error(f"--app-root {app_root} is not a webchat checkout (no {', '.join(missing)})")
 
 
 # --- numbers and text -------------------------------------------------------------------

@@ -6,8 +6,9 @@ database of its own on that PostgreSQL server, dropped afterwards), migrated wit
 ``flask --app wsgi db upgrade`` (bench.common.Server.prepare), with ``--messages``
 messages (1,000,000) in ``--rooms`` rooms (1,000; one in 20 a direct conversation),
 Chinese and English mixed, inserted in bulk (executemany on SQLite, with the search
-triggers on; COPY on PostgreSQL, its trigram index built afterwards from its own
-definition). Then it times ``webchat.search.query.search`` — the function the search
+triggers on and the app's ``webchat_grams`` function registered for them; COPY on
+PostgreSQL, its two GIN indexes, trigrams and short pieces, built afterwards from their
+own definitions). Then it times ``webchat.search.query.search`` — the function the search
 page calls — in-process, for 50 texts: one, two and three or more characters, Chinese
 and English, common, rare and absent ones (absent texts are the slowest: nothing stops
 the search early).
@@ -148,8 +149,11 @@ def rows(args: argparse.Namespace):
 
 
 def fill_sqlite(path: Path, args: argparse.Namespace) -> None:
+    from webchat.grams import SQL_FUNCTION, grams
+
     users, rooms, memberships, messages = rows(args)
     conn = sqlite3.connect(path)
+    conn.create_function(SQL_FUNCTION, 1, grams, deterministic=True)  # the index of short pieces' triggers call it
     conn.execute("PRAGMA synchronous=OFF")
     with conn:
         conn.executemany(
@@ -175,12 +179,14 @@ def fill_postgres(url: str, args: argparse.Namespace) -> None:
 
     users, rooms, memberships, messages = rows(args)
     with psycopg.connect(url) as conn:
-        # The trigram index is built once at the end (from its own definition), not row by row.
-        (definition,) = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'message' AND indexdef LIKE '%gin_trgm_ops%'"
-        ).fetchone()
-        name = definition.split()[2]
-        conn.execute(f"DROP INDEX {name}")
+        # The GIN indexes (trigrams, short pieces) are built once at the end (from their
+        # own definitions), not row by row.
+        definitions = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'message' AND indexdef LIKE '%USING gin%'"
+        ).fetchall()
+        assert len(definitions) == 2, definitions
+        for name, _ in definitions:
+            conn.execute(f"DROP INDEX {name}")
         with conn.cursor() as cur:
             for table, columns, data in (
                 ('"user"', "id, username, username_key, password_hash, created_at", users),
@@ -198,10 +204,13 @@ def fill_postgres(url: str, args: argparse.Namespace) -> None:
         for table in ('"user"', "room", "membership", "message"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.commit()
-        log(f"  building {name}")
         conn.execute("SET maintenance_work_mem = '256MB'")
-        conn.execute(definition)
-        conn.commit()
+        for name, definition in definitions:
+            log(f"  building {name}")
+            t0 = time.monotonic()
+            conn.execute(definition)
+            conn.commit()
+            log(f"  built {name} in {time.monotonic() - t0:.0f} s")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # what autovacuum would have done by the time anyone searches
 
@@ -229,6 +238,25 @@ def set_readers(execute, args: argparse.Namespace, setup: str) -> tuple[int, str
             f"INSERT INTO membership (user_id, room_id, joined_at) VALUES ({user_id}, {room_id}, CURRENT_TIMESTAMP)"
         )
     return reader, name
+
+
+def index_sizes(server: Server) -> str:
+    """The search indexes' sizes on disk, for the report."""
+    if server.admin_url:
+        sql = (
+            "SELECT string_agg(relname || ' ' || pg_size_pretty(pg_relation_size(oid)), ', ' ORDER BY relname) "
+            "FROM pg_class WHERE relname IN ('ix_message_body_trgm', 'ix_message_grams')"
+        )
+        return server.scalar(sql)
+    conn = sqlite3.connect(server.sqlite_path)
+    try:  # an FTS5 index's terms and rowids are the blocks of its _data table
+        sizes = [
+            f"{name}_data {conn.execute(f'SELECT sum(length(block)) FROM {name}_data').fetchone()[0] / 2**20:.0f} MB"
+            for name in ("message_fts", "message_grams")
+        ]
+    finally:
+        conn.close()
+    return ", ".join(sizes)
 
 
 def readable_share(execute_scalar, reader: int) -> float:
@@ -310,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             fill_sqlite(server.sqlite_path, args)
             app_url = f"sqlite:///{server.sqlite_path}"
         fill_seconds = time.monotonic() - t0
-        log(f"filled in {fill_seconds:.0f} s")
+        sizes = index_sizes(server)
+        log(f"filled in {fill_seconds:.0f} s; indexes: {sizes}")
 
         from config import TestingConfig
         from webchat import create_app
@@ -338,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     report = [
         f"### webchat search, {server.database.split(' ')[0]}, {args.messages:,} messages in {args.rooms:,} rooms "
         f"(filled in {fill_seconds:.0f} s), commit {git_commit()}",
+        "",
+        f"Search indexes: {sizes}.",
         "",
         "| reader | text | searches | p50 ms | p95 ms | slowest ms |",
         "|---|---|--:|--:|--:|---|",

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 import config
 from webchat import create_app
 from webchat.extensions import db
+from webchat.grams import gram_term, grams
 from webchat.search import include_object
 
 from . import services
@@ -24,6 +25,10 @@ TABLES = {"user", "room", "message", "membership", "user_session", "invite", "re
 # SQLite's FTS5 search index: the table and its shadow tables (external content: no copy of the text).
 FTS_TABLES = {"message_fts", "message_fts_config", "message_fts_data", "message_fts_docsize", "message_fts_idx"}
 SEARCH_TRIGGERS = {"message_fts_insert", "message_fts_update", "message_fts_delete"}
+# The index of one- and two-character pieces (b3e8d1f6a4c7): contentless, no column sizes.
+GRAMS_TABLES = {"message_grams", "message_grams_config", "message_grams_data", "message_grams_idx"}
+GRAMS_TRIGGERS = {"message_grams_insert", "message_grams_update", "message_grams_delete"}
+BEFORE_GRAMS = "a9c4e6f8b0d2"
 
 
 def head_revision() -> str:
@@ -57,7 +62,7 @@ def fresh_app(empty_database):
 def test_upgrade_creates_the_tables_on_an_empty_database(fresh_app):
     assert set(inspect(db.engine).get_table_names()) == set()
     upgrade()
-    search = FTS_TABLES if db.engine.dialect.name == "sqlite" else set()
+    search = FTS_TABLES | GRAMS_TABLES if db.engine.dialect.name == "sqlite" else set()
     assert set(inspect(db.engine).get_table_names()) == TABLES | search | {"alembic_version"}
     version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     assert version == head_revision()
@@ -209,7 +214,7 @@ def test_the_search_revision_indexes_messages_already_there_and_downgrades(fresh
     assert indexed_ids("数据库") == [old]
     if db.engine.dialect.name == "sqlite":
         triggers = db.session.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
-        assert SEARCH_TRIGGERS <= set(triggers)
+        assert SEARCH_TRIGGERS | GRAMS_TRIGGERS <= set(triggers)
     else:
         [definition] = db.session.execute(
             text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_message_body_trgm'")
@@ -218,7 +223,7 @@ def test_the_search_revision_indexes_messages_already_there_and_downgrades(fresh
     db.session.commit()
     downgrade(revision="c8e2f4a6b1d3")
     names = set(inspect(db.engine).get_table_names())
-    assert not names & FTS_TABLES and {"user", "room", "message", "membership"} <= names
+    assert not names & (FTS_TABLES | GRAMS_TABLES) and {"user", "room", "message", "membership"} <= names
     assert "ix_message_body_trgm" not in {i["name"] for i in inspect(db.engine).get_indexes("message")}
     db.session.execute(text("UPDATE message SET body = 'no index here' WHERE id = :id"), {"id": old})  # no trigger
     db.session.commit()
@@ -231,12 +236,85 @@ def test_the_index_follows_inserts_updates_and_deletes_in_the_same_transaction(f
     upgrade()
     first, second = add_message("我们的数据库又挂了"), add_message("Deploy the DATABASE")
     assert indexed_ids("数据库") == [first] and indexed_ids("database") == [second]
+    assert grams_ids("数据") == [first] and grams_ids("dA") == [second] and grams_ids("库") == [first]
     db.session.execute(text("UPDATE message SET body = '会议改到明天' WHERE id = :id"), {"id": first})
     assert indexed_ids("数据库") == [] and indexed_ids("会议改") == [first]  # before the commit: same transaction
+    assert grams_ids("数据") == [] and grams_ids("会议") == [first]
     db.session.rollback()
     assert indexed_ids("数据库") == [first] and indexed_ids("会议改") == []  # undone with it
+    assert grams_ids("数据") == [first] and grams_ids("会议") == []
     db.session.execute(text("DELETE FROM message WHERE id = :id"), {"id": second})
     db.session.commit()
-    assert indexed_ids("database") == []
+    assert indexed_ids("database") == [] and grams_ids("da") == [] and grams_ids("e") == []
     if db.engine.dialect.name == "sqlite":  # the index agrees with the table, row for row
         db.session.execute(text("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')"))
+        assert grams_table() == expected_grams()
+
+
+def grams_ids(piece: str) -> list[int]:
+    """What the index of one- and two-character pieces finds for a piece."""
+    if db.engine.dialect.name == "sqlite":
+        sql = "SELECT rowid FROM message_grams WHERE message_grams MATCH :q ORDER BY rowid"
+        return db.session.execute(text(sql), {"q": gram_term(piece)}).scalars().all()
+    sql = "SELECT id FROM message WHERE webchat_grams(body) @> ARRAY[lower(:q)] ORDER BY id"
+    return db.session.execute(text(sql), {"q": piece}).scalars().all()
+
+
+def grams_table() -> dict[str, list[int]]:
+    """SQLite: the whole index of pieces, read back through fts5vocab (term -> rowids)."""
+    db.session.execute(
+        text("CREATE VIRTUAL TABLE IF NOT EXISTS temp.grams_vocab USING fts5vocab(main, message_grams, 'instance')")
+    )
+    rows = db.session.execute(text("SELECT term, doc FROM temp.grams_vocab ORDER BY term, doc")).all()
+    table: dict[str, list[int]] = {}
+    for term, doc in rows:
+        table.setdefault(term, []).append(doc)
+    return table
+
+
+def expected_grams() -> dict[str, list[int]]:
+    """What the index should hold for the messages in the table now."""
+    table: dict[str, list[int]] = {}
+    for id_, body in db.session.execute(text("SELECT id, body FROM message ORDER BY id")).all():
+        for term in grams(body).split():
+            table.setdefault(term, []).append(id_)
+    return {term: table[term] for term in sorted(table)}
+
+
+def test_the_short_text_revision_indexes_messages_already_there_and_downgrades(fresh_app):
+    upgrade(revision=BEFORE_GRAMS)
+    old, english = add_message("我们的数据库又挂了"), add_message("Deploy the DATABASE")
+    upgrade()
+    assert (
+        grams_ids("数据") == [old]
+        and grams_ids("挂") == [old]
+        and grams_ids("DA") == [english]
+        and grams_ids("db") == []
+    )
+    assert grams_ids("熔断") == [] and grams_ids(" d") == []  # pieces with a space are not kept
+    sqlite = db.engine.dialect.name == "sqlite"
+    if sqlite:
+        triggers = db.session.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
+        assert GRAMS_TRIGGERS <= set(triggers)
+        assert grams_table() == expected_grams()
+    else:
+        [definition] = db.session.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_message_grams'")
+        ).scalars()
+        assert "gin (webchat_grams(body))" in definition
+    db.session.commit()
+    downgrade(revision=BEFORE_GRAMS)
+    assert not set(inspect(db.engine).get_table_names()) & GRAMS_TABLES
+    assert "ix_message_grams" not in {i["name"] for i in inspect(db.engine).get_indexes("message")}
+    if sqlite:
+        triggers = set(db.session.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+        assert not GRAMS_TRIGGERS & triggers and SEARCH_TRIGGERS <= triggers
+    else:
+        function = "SELECT count(*) FROM pg_proc WHERE proname = 'webchat_grams'"
+        assert db.session.execute(text(function)).scalar_one() == 0
+    db.session.execute(text("UPDATE message SET body = '会议改到明天' WHERE id = :id"), {"id": old})  # no trigger
+    db.session.commit()
+    upgrade()
+    assert grams_ids("会议") == [old] and grams_ids("数据") == [] and grams_ids("de") == [english]
+    if sqlite:
+        assert grams_table() == expected_grams()

@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 from markupsafe import Markup
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from webchat.extensions import db
+from webchat.grams import gram_term
 from webchat.models import Message, Room, User, utcnow
 from webchat.search import query
 
@@ -42,8 +43,9 @@ def found_ids(client, q: str, **args) -> list[int]:
 @pytest.fixture(params=["rooms", "indexes"])
 def way(request, monkeypatch):
     """Both ways SQLite finds messages: reading the rooms searched through (few messages,
-    as in every small test) and the trigram index or the newest-first scan (many). On
-    PostgreSQL the planner chooses; both runs take its one way."""
+    as in every small test) and the indexes (many): trigrams for three characters or
+    more, one- and two-character pieces below. On PostgreSQL the planner chooses; both
+    runs take its one way."""
     if request.param == "indexes":
         monkeypatch.setattr(query, "FEW_MESSAGES", 0)
     return request.param
@@ -228,6 +230,136 @@ def test_an_edited_message_is_found_by_its_new_text_only_and_a_deleted_one_never
     if TEST_DB != "postgres":
         with app.app_context():  # the FTS5 index agrees with the table, row for row
             db.session.execute(text("INSERT INTO message_fts (message_fts) VALUES ('integrity-check')"))
+
+
+def test_one_or_two_characters_of_any_kind_are_found_exactly(app, people, way):
+    """The index of short pieces: each character is a term, punctuation, wildcards,
+    quotes and emoji included; letters in any case; the text stripped first."""
+    alice = people["alice"]
+    bodies = {
+        "hashes": "release ## notes",
+        "hash": "# one heading",
+        "percent": "50% off",
+        "underscore": "snake_case",
+        "backslash": r"C:\dir",
+        "quotes": """say "hi" it's""",
+        "rocket": "launch 🚀 now",
+        "thumb": "👍🏽 ok",  # two code points: the thumb and its skin tone
+        "chinese": "熔断器已打开",
+        "letters": "Zebra QUIZ",
+    }
+    ids = dict(zip(bodies, say(app, "general", "alice", *bodies.values()), strict=True))
+    expected = {
+        "##": ["hashes"],
+        "#": ["hash", "hashes"],
+        "%": ["percent"],
+        "0%": ["percent"],
+        "_": ["underscore"],
+        "e_": ["underscore"],
+        "\\": ["backslash"],
+        ":\\": ["backslash"],
+        '"': ["quotes"],
+        '"h': ["quotes"],
+        "'": ["quotes"],
+        "'s": ["quotes"],
+        "🚀": ["rocket"],
+        " 🚀 ": ["rocket"],  # stripped: one character
+        "👍🏽": ["thumb"],
+        "🏽": ["thumb"],
+        "熔断": ["chinese"],
+        "断": ["chinese"],
+        "器已": ["chinese"],
+        "z": ["letters"],
+        "ZE": ["letters"],
+        "qU": ["letters"],
+        "iz": ["letters"],
+        "zq": [],
+        "熔器": [],
+        "%%": [],
+        "#o": [],  # "# one": a space between
+    }
+    for q, names in expected.items():
+        assert found_ids(alice, q) == sorted((ids[n] for n in names), reverse=True), q
+    # "s " is stripped to "s": every message with an s, not just those with "s " in them.
+    with_s = sorted((ids[n] for n in ("quotes", "hashes", "underscore")), reverse=True)
+    assert found_ids(alice, "s ") == found_ids(alice, "S") == with_s
+
+
+def pieces_index(app, piece: str) -> list[int]:
+    """The ids the index of short pieces holds for a piece of one or two characters."""
+    with app.app_context():
+        if TEST_DB == "postgres":
+            sql = "SELECT id FROM message WHERE webchat_grams(body) @> ARRAY[lower(:q)] ORDER BY id"
+            return db.session.execute(text(sql), {"q": piece}).scalars().all()
+        sql = "SELECT rowid FROM message_grams WHERE message_grams MATCH :q ORDER BY rowid"
+        return db.session.execute(text(sql), {"q": gram_term(piece)}).scalars().all()
+
+
+def search_plan(app, reader: str, q: str) -> str:
+    """The database's plan for the statement that ``query.search`` ran to find ``q``."""
+    ran = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):
+        ran.append((statement, parameters))
+
+    with app.app_context():
+        reader_id = db.session.execute(select(User.id).filter_by(username=reader)).scalar_one()
+        event.listen(db.engine, "before_cursor_execute", keep)
+        try:
+            query.search(reader_id, reader, q)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", keep)
+        statement, parameters = ran[-1]
+        explain = "EXPLAIN " if TEST_DB == "postgres" else "EXPLAIN QUERY PLAN "
+        plan = db.session.connection().exec_driver_sql(explain + statement, parameters).all()
+        db.session.rollback()
+    return "\n".join(str(row[-1]) for row in plan)
+
+
+def test_short_texts_are_looked_up_in_the_index_of_pieces_kept_in_step(app, people, monkeypatch):
+    """Posting, editing and deleting through the app keep the index in step at once, and
+    a search of one or two characters reads it rather than the messages."""
+    alice = people["alice"]
+    monkeypatch.setattr(query, "FEW_MESSAGES", 0)  # SQLite: never read the rooms through
+    assert post_form(alice, "/room/general/", {"message": "鑫 Zq 起来"}).status_code == 303
+    [new] = pieces_index(app, "鑫")
+    assert pieces_index(app, "zQ") == pieces_index(app, "起来") == [new]
+    assert found_ids(alice, "鑫") == found_ids(alice, "zq") == [new]
+    edit = f"/room/general/messages/{new}/edit"
+    assert post_form(alice, edit, {"message": "熔断"}, get_url="/room/general/").status_code == 303
+    assert pieces_index(app, "鑫") == pieces_index(app, "zq") == [] and pieces_index(app, "熔断") == [new]
+    assert found_ids(alice, "鑫") == [] and found_ids(alice, "熔") == [new]
+    delete = f"/room/general/messages/{new}/delete"
+    assert post_form(alice, delete, {}, get_url="/room/general/").status_code == 303
+    assert pieces_index(app, "熔断") == pieces_index(app, "熔") == [] and found_ids(alice, "熔") == []
+
+    if TEST_DB != "postgres":
+        plan = search_plan(app, "alice", "鑫")
+        assert "message_grams VIRTUAL TABLE" in plan, plan
+        assert "message_fts" not in search_plan(app, "alice", "db") and "message_fts" in search_plan(
+            app, "alice", "db!"
+        )
+        return
+    # PostgreSQL: with statistics, a rare text goes through the index, a common one
+    # reads the newest messages until the page is full (query.COMMON_PIECE).
+    with app.app_context():
+        db.session.execute(
+            text(
+                "INSERT INTO message (room_id, author_id, body, kind, created_at) "
+                "SELECT room.id, room.owner_id, '今天的会议 ' || i, 'user', now() "
+                "FROM room, generate_series(1, 5000) AS i WHERE room.name = 'general'"
+            )
+        )
+        db.session.commit()
+        db.session.execute(text("ANALYZE message"))
+        db.session.commit()
+    rare, common = search_plan(app, "alice", "鑫"), search_plan(app, "alice", "会议")
+    assert "ix_message_grams" in rare, rare
+    assert "Index Scan Backward" in common, common
+    # A common piece is not asked of the index at all: a plan without the index would
+    # compute webchat_grams for every message it reads.
+    assert "webchat_grams" not in common, common
+    assert "ix_message_grams" in search_plan(app, "alice", "ZQ")  # letter case: the regular expression rechecks
 
 
 # --- the page ----------------------------------------------------------------------------

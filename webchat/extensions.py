@@ -10,6 +10,8 @@ from sqlalchemy.engine import Engine
 
 from config import SQLITE_SYNCHRONOUS
 
+from .grams import SQL_FUNCTION, grams
+
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -38,8 +40,11 @@ def render_as_visitor() -> None:
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL lets readers run beside the writer; SQLite leaves foreign keys off by default;
-    synchronous: see config.SQLITE_SYNCHRONOUS (what a power cut may lose)."""
+    synchronous: see config.SQLITE_SYNCHRONOUS (what a power cut may lose). The search
+    index's triggers call ``webchat_grams`` (webchat/grams.py) on every write of a message,
+    so every connection needs it."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.create_function(SQL_FUNCTION, 1, grams, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")

@@ -4,9 +4,9 @@ from flask import Flask
 
 from .views import bp
 
-# What the search migration (d4f1a7c3e9b2) adds beside the models: the FTS5 table and
-# its shadow tables (SQLite), the trigram index (PostgreSQL).
-SCHEMA_OBJECTS = ("message_fts", "ix_message_body_trgm")
+# What the search migrations (d4f1a7c3e9b2, b3e8d1f6a4c7) add beside the models: the
+# FTS5 tables and their shadow tables (SQLite), the GIN indexes (PostgreSQL).
+SCHEMA_OBJECTS = ("message_fts", "ix_message_body_trgm", "message_grams", "ix_message_grams")
 
 
 def include_object(obj, name: str | None, type_: str, reflected: bool, compare_to) -> bool:

@@ -7,22 +7,37 @@ Substring search, so that Chinese (no spaces between words) works: "数据库" f
   on SQLite the FTS5 table ``message_fts`` (``trigram`` tokenizer, ``case_sensitive 0``),
   asked with MATCH and the text quoted as one phrase, so nothing a reader types is an
   FTS operator; on PostgreSQL ``body ILIKE '%text%'`` on a pg_trgm GIN index.
-* One or two characters have no trigram to look up: a scan of the messages, newest
-  first, with LIKE and the wildcards of the text escaped. It stops at the page's end,
-  so a common text costs little; a rare one reads the messages through.
+* One or two characters have no trigram: they use an index of each message's distinct
+  one- and two-character pieces, lower-cased (migrations/versions/b3e8d1f6a4c7), where
+  the text is one term. On SQLite the FTS5 table ``message_grams``, each piece written
+  as one ASCII token by ``webchat.grams`` (the same function fills the index and writes
+  the question), which hands its matches over newest first like ``message_fts``; on
+  PostgreSQL ``webchat_grams(body) @> ARRAY[lower(text)]`` on a GIN index of that
+  expression, with the exact test below checking each row it finds — but only for a
+  piece that is not common (see COMMON_PIECE).
 * On PostgreSQL, a text without letter case (Chinese, digits) is matched with LIKE:
   ILIKE lowercases every message it reads, several times slower. A short text with
-  letter case, which no index helps, is matched with ``~* '***=text'`` (a regular
-  expression made all literal by its ``***=`` prefix): the same answer as ILIKE, about
-  1.7 times quicker a row.
+  letter case, where ILIKE has no trigram to use, is matched with ``~* '***=text'`` (a
+  regular expression made all literal by its ``***=`` prefix): the same answer as
+  ILIKE, about 1.7 times quicker a row.
 
 Which way is quicker depends on the text and on how much the reader may read, which
 PostgreSQL's planner weighs from its statistics (each search is planned with its own
-text: ``plan_cache_mode``). SQLite keeps no statistics, so the search asks first: do
-the rooms to search hold fewer than FEW_MESSAGES messages (older than ``before``)?
-Then it reads just those, through the (room_id, id) index — a reader of a few rooms
-never waits for everyone else's messages to be skipped; else it takes the trigram
-index or the newest-first scan above.
+text: ``plan_cache_mode``): a common text is quickest found by reading the newest
+messages until a page is full, a rare one through an index. SQLite keeps no
+statistics, so the search asks first: do the rooms to search hold fewer than
+FEW_MESSAGES messages (older than ``before``)? Then it reads just those, through the
+(room_id, id) index — a reader of a few rooms never waits for everyone else's messages
+to be skipped; else it takes the trigram index or the index of short pieces. Both
+FTS5 indexes stop at the page's end, so a common text costs little there too.
+
+On PostgreSQL a plan that does not take the index of pieces still has to compute
+``webchat_grams(body)`` for each message it tests (about 50–100 µs each, where LIKE
+costs well under one), so the test of pieces is asked only when it can pay: the same
+statement that sets ``plan_cache_mode`` reads, from the index's statistics, how often
+the piece occurs. A piece in at least COMMON_PIECE of the messages is left to the plans
+it had before (the newest first, or the reader's rooms), which fill a page quickly;
+any other is asked of the index too, and the planner picks.
 
 Then one statement reads a page plus one row (is there more?), with the author and
 room joined: a fixed number of statements whatever the number of results. Paging is a
@@ -44,10 +59,24 @@ from functools import cache
 
 from flask_babel import ngettext
 from markupsafe import Markup, escape
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, column, false, func, literal_column, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    column,
+    false,
+    func,
+    literal_column,
+    select,
+    table,
+)
 from sqlalchemy import text as text_clause
+from sqlalchemy.dialects.postgresql import ARRAY, array
 
 from ..extensions import db
+from ..grams import SQL_FUNCTION, gram_term
 from ..models import MAX_ID, Membership, Message, Room, User, direct_title
 
 QUERY_MAX = 100
@@ -55,8 +84,9 @@ TRIGRAM = 3  # the shortest text an index of trigrams can find
 PAGE_SIZE = 20
 NEWEST = MAX_ID  # "before" on the first page
 
-# The FTS5 table (SQLite only). Its hidden column of the same name takes MATCH.
+# The FTS5 tables (SQLite only). Their hidden column of the same name takes MATCH.
 fts = table("message_fts", column("rowid", Integer), column("message_fts"))
+grams_fts = table("message_grams", column("rowid", Integer), column("message_grams"))
 
 
 class InvalidQuery(ValueError):
@@ -116,9 +146,12 @@ def _readable_rooms() -> Select:
 # How the messages are found (see the module's docstring).
 ROOMS = "rooms"  # every message of the rooms searched, through the (room_id, id) index
 TRIGRAMS = "trigrams"  # SQLite: FTS5 hands its matches over newest first
-NEWEST_FIRST = "newest first"  # SQLite: the messages newest first, each tested
+GRAMS = "grams"  # SQLite: the same from the index of one- and two-character pieces
 PLANNER = "planner"  # PostgreSQL: its planner picks a way from its statistics
 FEW_MESSAGES = 20_000  # SQLite reads the rooms through when they hold fewer messages than this (~25 ms)
+# PostgreSQL: a piece at least this frequent is not asked of the index of pieces (see the
+# docstring); 0.5 % of a million messages is a page in the newest ~4,000 for a reader of all.
+COMMON_PIECE = 0.005
 
 
 # How each message's text is tested (PostgreSQL picks; SQLite's LIKE ignores ASCII case).
@@ -126,31 +159,36 @@ LIKE, ILIKE, REGEX = "like", "ilike", "regex"
 
 
 @cache
-def _statement(way: str, in_room: bool, test: str = LIKE) -> Select:
+def _statement(way: str, in_room: bool, test: str = LIKE, short: bool = False) -> Select:
     """Built once per shape, with bound parameters: building costs more than running.
 
+    ``short``: PostgreSQL, a text of one or two characters (the index of pieces).
     The tests are written cheapest-first or most-selective-first for SQLite, which
     checks them in that order."""
     stmt = select(Message.id, Message.body, Message.created_at, User.username, Room.name, Room.kind)
-    if way == TRIGRAMS:
-        stmt = stmt.select_from(fts).join(Message, Message.id == fts.c.rowid)
-        found, key = fts.c.message_fts.match(bindparam("match")), fts.c.rowid  # FTS5 honours rowid < :before
+    if way in (TRIGRAMS, GRAMS):
+        index = fts if way == TRIGRAMS else grams_fts
+        stmt = stmt.select_from(index).join(Message, Message.id == index.c.rowid)
+        found = index.c[index.name].match(bindparam("match"))
+        key = index.c.rowid  # FTS5 honours rowid < :before
     elif test == REGEX:
         found, key = Message.body.op("~*")(bindparam("regex")), Message.id
     else:
         like = Message.body.ilike if test == ILIKE else Message.body.like
         found, key = like(bindparam("pattern"), escape="\\"), Message.id
-    room = Message.room_id
-    if way == NEWEST_FIRST:
-        room = room + literal_column("0")  # an expression, so SQLite walks the ids, not a room's index
-    room_test = room == bindparam("room_id") if in_room else room.in_(_readable_rooms())
+    room_test = Message.room_id == bindparam("room_id") if in_room else Message.room_id.in_(_readable_rooms())
     older = key < bindparam("before")
     tests = {
         ROOMS: [room_test, older, *_visible(), found],
         TRIGRAMS: [found, older, room_test, *_visible()],
-        NEWEST_FIRST: [older, found, room_test, *_visible()],  # the text rejects the most
+        GRAMS: [found, older, room_test, *_visible()],
         PLANNER: [older, room_test, *_visible(), found],
     }[way]
+    if short:
+        # The index's own expression, so that the planner may use it; ``found`` then
+        # checks each row it hands over (and is the whole test on the newest-first walk).
+        pieces = getattr(func, SQL_FUNCTION)(Message.body, type_=ARRAY(Text))
+        tests.insert(-1, pieces.contains(array([func.lower(bindparam("text", type_=Text))])))
     return (
         stmt.join(Room, Room.id == Message.room_id)
         .join(User, User.id == Message.author_id)
@@ -158,6 +196,18 @@ def _statement(way: str, in_room: bool, test: str = LIKE) -> Select:
         .order_by(key.desc())
         .limit(bindparam("limit"))
     )
+
+
+# PostgreSQL: one statement before the search (as SET LOCAL was): plans made for this
+# text, and how common its piece is, from ANALYZE's most common elements of the index of
+# pieces (0 when it is not among them, or nothing was analysed yet).
+_PLAN_SETTINGS = text_clause("SELECT set_config('plan_cache_mode', 'force_custom_plan', true), 0.0")
+_PLAN_SETTINGS_SHORT = text_clause(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), coalesce(("
+    "SELECT max(common.freq) FROM pg_stats, "
+    "unnest(most_common_elems::text::text[], most_common_elem_freqs) AS common (piece, freq) "
+    "WHERE tablename = 'ix_message_grams' AND common.piece = lower(:text)), 0.0)"
+)
 
 
 @cache
@@ -197,21 +247,27 @@ def search(
     test = LIKE
     if db.engine.dialect.name == "sqlite":
         few = db.session.execute(_count_statement(in_room), {**params, "cap": FEW_MESSAGES}).scalar_one()
-        way = ROOMS if few < FEW_MESSAGES else TRIGRAMS if len(text) >= TRIGRAM else NEWEST_FIRST
+        way = ROOMS if few < FEW_MESSAGES else TRIGRAMS if len(text) >= TRIGRAM else GRAMS
     else:
         # Planned for this text, never a generic plan made for any text: how common the
-        # text is decides between the trigram index and the newest messages first.
-        db.session.execute(text_clause("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # text is decides between an index and the newest messages first.
+        settings = _PLAN_SETTINGS if len(text) >= TRIGRAM else _PLAN_SETTINGS_SHORT
+        _, frequency = db.session.execute(settings, {"text": text}).one()
         way = PLANNER
         if text.lower() != text.upper():  # letter case to ignore
             test = ILIKE if len(text) >= TRIGRAM else REGEX
+    short = way == PLANNER and len(text) < TRIGRAM and frequency < COMMON_PIECE
+    if short:
+        params["text"] = text
     if way == TRIGRAMS:
         params["match"] = fts_phrase(text)
+    elif way == GRAMS:
+        params["match"] = gram_term(text)
     elif test == REGEX:
         params["regex"] = "***=" + text  # the rest of the expression is literal
     else:
         params["pattern"] = like_pattern(text)
-    rows = db.session.execute(_statement(way, in_room, test), params).all()
+    rows = db.session.execute(_statement(way, in_room, test, short), params).all()
     pattern = re.compile(re.escape(text), re.IGNORECASE)
     hits = [
         Hit(
