@@ -54,15 +54,17 @@ def deactivate(username: str):
         return _users_page(gettext("You cannot deactivate your own account."))
     # Lock both rows (in id order): two admins deactivating each other at once must
     # not both succeed and leave nobody in charge.
-    # populate_existing: both objects are read afresh under the lock.
-    db.session.execute(
+    # populate_existing: both rows are read afresh under the lock, the acting admin's
+    # too (current_user is what the request began with: a Reader, not this row).
+    locked = db.session.execute(
         select(User)
         .where(User.id.in_([current_user.id, target.id]))
         .order_by(User.id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).all()
-    if not current_user.is_active or not current_user.is_admin:
+    ).scalars()
+    me = next((u for u in locked if u.id == current_user.id), None)
+    if me is None or not me.is_active or not me.is_admin:
         db.session.rollback()
         abort(404)
     if target.is_admin and target.is_active:

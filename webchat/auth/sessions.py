@@ -5,8 +5,12 @@ socket reads it too, to close only one session's sockets). Every request loads t
 user with ONE statement that also proves the session: the row exists, belongs to
 that user, was used within SESSION_DAYS, and the account is active. A read writes
 nothing: ``last_seen_at`` moves at most once a day, and only then is the cookie sent
-again, its expiry SESSION_DAYS from then (SESSION_REFRESH_EACH_REQUEST is off). Flask-Login's remember-me cookie
-is never set, and cannot bring a session back: without a live ``sid`` there is no user.
+again, its expiry SESSION_DAYS from then (SESSION_REFRESH_EACH_REQUEST is off).
+Flask-Login's remember-me cookie is never set, and cannot bring a session back: without
+a live ``sid`` there is no user.
+
+The signed-in user is a ``Reader`` (the columns pages read), not an ORM User: views
+that change the account load its row with ``account()``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import timedelta
 from functools import cache
 
 from flask import current_app, request, session
-from flask_login import login_user, logout_user
+from flask_login import UserMixin, login_user, logout_user
 from sqlalchemy import Select, bindparam, delete, select, update
 
 from ..extensions import db
@@ -27,10 +31,40 @@ TOUCH_EVERY = timedelta(days=1)
 USER_AGENT_CHARS = 120
 
 
+class Reader(UserMixin):
+    """Who is signed in, for this request: what pages read of them, not an ORM object.
+
+    Building a User entity (identity map, instrumented attributes) was a tenth of every
+    page's time. Code that changes the account loads the User row itself
+    (``account()``)."""
+
+    __slots__ = ("id", "username", "time_zone", "language", "is_admin")
+
+    def __init__(self, id: int, username: str, time_zone: str | None, language: str | None, is_admin: bool) -> None:  # noqa: A002
+        self.id, self.username, self.time_zone, self.language, self.is_admin = (
+            id,
+            username,
+            time_zone,
+            language,
+            is_admin,
+        )
+
+
+READER_COLUMNS = (User.id, User.username, User.time_zone, User.language, User.is_admin)  # Reader's, in order
+
+
 @cache
 def _load_statement() -> Select:
     return (
-        select(User, UserSession.id, UserSession.last_seen_at)
+        select(
+            User.id,
+            User.username,
+            User.time_zone,
+            User.language,
+            User.is_admin,
+            UserSession.id,
+            UserSession.last_seen_at,
+        )
         .join(UserSession, UserSession.user_id == User.id)
         .where(
             User.id == bindparam("user_id"),
@@ -41,23 +75,29 @@ def _load_statement() -> Select:
     )
 
 
-def load_user(user_id: str) -> User | None:
+def load_user(user_id: str) -> Reader | None:
     """Flask-Login's user loader: the user of this cookie's live session, or None."""
     token = session.get("sid")
     if not user_id.isdigit() or not isinstance(token, str):
         return None
     now = utcnow()
     cutoff = now - timedelta(days=current_app.config["SESSION_DAYS"])
-    row = db.session.execute(_load_statement(), {"user_id": int(user_id), "token": token, "cutoff": cutoff}).first()
+    params = {"user_id": int(user_id), "token": token, "cutoff": cutoff}
+    row = db.session.connection().execute(_load_statement(), params).first()
     if row is None:
         return None
-    user, session_id, last_seen = row
+    *fields, session_id, last_seen = row
     if now - last_seen >= TOUCH_EVERY:
         # The loader runs before the view does anything, so this commits nothing else.
         db.session.execute(update(UserSession).where(UserSession.id == session_id).values(last_seen_at=now))
         db.session.commit()
         session.modified = True  # the cookie's expiry moves with the row's: SESSION_DAYS from now
-    return user
+    return Reader(*fields)
+
+
+def account(reader) -> User:
+    """The signed-in person's User row, to change it (settings, password)."""
+    return db.session.get(User, reader.id)
 
 
 def start(user: User) -> None:

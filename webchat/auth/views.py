@@ -228,9 +228,11 @@ def _settings_page(form: SettingsForm | None = None, password_form: PasswordForm
 def settings():
     form = SettingsForm(time_zone=current_user.time_zone or "UTC", language=current_user.language or "")
     if form.validate_on_submit():
-        current_user.time_zone = None if form.time_zone.data == "UTC" else form.time_zone.data
-        current_user.language = form.language.data or None
+        me = sessions.account(current_user)
+        me.time_zone = None if form.time_zone.data == "UTC" else form.time_zone.data
+        me.language = form.language.data or None
         db.session.commit()
+        current_user.time_zone, current_user.language = me.time_zone, me.language  # this answer's view
         refresh()  # say it in the language just chosen, like the pages from now on
         flash(gettext("Your settings are saved."), "success")
         return redirect(url_for("auth.settings"), code=303)
@@ -241,16 +243,17 @@ def settings():
 def change_password():
     form = PasswordForm()
     if form.validate_on_submit():
-        key = current_user.username_key
+        me = sessions.account(current_user)
+        key = me.username_key
         wait = throttle.login_wait(key)  # a stolen session must not become a password oracle
         if wait:
             return throttle.too_many(wait)
-        if not check_password_hash(current_user.password_hash, form.old_password.data):
+        if not check_password_hash(me.password_hash, form.old_password.data):
             throttle.login_failed(key)
             form.old_password.errors = [gettext("That is not your current password.")]
         else:
-            current_user.set_password(form.new_password.data)
-            sessions.end_others(current_user.id)  # commits the new password with it
+            me.set_password(form.new_password.data)
+            sessions.end_others(me.id)  # commits the new password with it
             flash(gettext("Your password is changed, and every other session is logged out."), "success")
             return redirect(url_for("auth.settings"), code=303)
     return _settings_page(password_form=form)

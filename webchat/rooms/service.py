@@ -74,7 +74,7 @@ def room_by_id(room_id: int) -> Room | None:
 
 def create_room(name: str, owner: User, private: bool = False) -> Room:
     check_room_name(name)
-    room = Room(name=name, name_key=room_key(name), owner=owner, private=private)
+    room = Room(name=name, name_key=room_key(name), owner_id=owner.id, private=private)
     db.session.add(room)
     try:
         db.session.flush()
