@@ -88,3 +88,24 @@ def test_a_pushed_message_gets_a_heading_when_it_starts_a_day_in_the_views_zone(
     assert row.day is not None and row.day.day == date(2024, 5, 8) and row.prev is None
     row = pushed_row(late, prev, "America/New_York")
     assert row.day is None and row.prev is prev  # same day there: grouped, no heading
+
+
+def test_kept_urls_are_what_url_for_builds_for_that_root(app):
+    from flask import url_for
+
+    from webchat.templating import kept_url_for
+
+    cases = [
+        ("static", {"filename": "css/app.css"}),
+        ("rooms.index", {}),
+        ("rooms.room", {"room_name": "数据 room", "before": 42}),
+        ("rooms.room", {"room_name": "other"}),
+        ("rooms.index", {"_external": True}),
+    ]
+    for root in ("", "/chat"):
+        with app.test_request_context("/", base_url=f"http://example.test{root}/"):
+            for _ in range(2):  # built, then kept
+                assert [kept_url_for(e, **v) for e, v in cases] == [url_for(e, **v) for e, v in cases]
+            assert kept_url_for("rooms.index").startswith(f"{root}/")
+    with app.test_request_context("/", base_url="http://elsewhere.test/"):
+        assert kept_url_for("rooms.index", _external=True) == "http://elsewhere.test/"

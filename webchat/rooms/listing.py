@@ -138,8 +138,8 @@ def room_list(reader_id: int, reader_name: str) -> list[RoomSummary]:
             author_name,
             at,
             deleted,
-        # Plain columns, on the session's connection: through Session.execute the ORM
-        # would process each of these rows as if it could hold entities.
+            # Plain columns, on the session's connection: through Session.execute the ORM
+            # would process each of these rows as if it could hold entities.
         ) in db.session.connection().execute(_query(), {"reader_id": reader_id})
     ]
 
