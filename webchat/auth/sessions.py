@@ -16,6 +16,7 @@ that change the account load its row with ``account()``.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
@@ -31,6 +32,7 @@ TOUCH_EVERY = timedelta(days=1)
 USER_AGENT_CHARS = 120
 
 
+@dataclass(slots=True, eq=False)  # eq: UserMixin's, by id
 class Reader(UserMixin):
     """Who is signed in, for this request: what pages read of them, not an ORM object.
 
@@ -38,16 +40,11 @@ class Reader(UserMixin):
     page's time. Code that changes the account loads the User row itself
     (``account()``)."""
 
-    __slots__ = ("id", "username", "time_zone", "language", "is_admin")
-
-    def __init__(self, id: int, username: str, time_zone: str | None, language: str | None, is_admin: bool) -> None:  # noqa: A002
-        self.id, self.username, self.time_zone, self.language, self.is_admin = (
-            id,
-            username,
-            time_zone,
-            language,
-            is_admin,
-        )
+    id: int
+    username: str
+    time_zone: str | None
+    language: str | None
+    is_admin: bool
 
 
 READER_COLUMNS = (User.id, User.username, User.time_zone, User.language, User.is_admin)  # Reader's, in order
@@ -56,15 +53,7 @@ READER_COLUMNS = (User.id, User.username, User.time_zone, User.language, User.is
 @cache
 def _load_statement() -> Select:
     return (
-        select(
-            User.id,
-            User.username,
-            User.time_zone,
-            User.language,
-            User.is_admin,
-            UserSession.id,
-            UserSession.last_seen_at,
-        )
+        select(*READER_COLUMNS, UserSession.id, UserSession.last_seen_at)
         .join(UserSession, UserSession.user_id == User.id)
         .where(
             User.id == bindparam("user_id"),
@@ -95,7 +84,7 @@ def load_user(user_id: str) -> Reader | None:
     return Reader(*fields)
 
 
-def account(reader) -> User:
+def account(reader: Reader) -> User:
     """The signed-in person's User row, to change it (settings, password)."""
     return db.session.get(User, reader.id)
 
