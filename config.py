@@ -46,8 +46,11 @@ if SQLITE_SYNCHRONOUS not in ("OFF", "NORMAL", "FULL", "EXTRA"):
 
 
 def _engine_options(url: str) -> dict:
-    options: dict = {"pool_pre_ping": True}  # a restarted database costs no failed request
+    options: dict = {}
     if url.startswith("postgresql"):
+        # A restarted server costs no failed request. Not for SQLite: a file has no
+        # server to lose, and the ping was one more statement on every request.
+        options["pool_pre_ping"] = True
         # Per worker process; psycopg waits cooperatively under gevent, and sockets hold
         # no connection while idle, so only requests in flight use one. A greenlet that
         # finds the pool exhausted fails after DB_POOL_TIMEOUT instead of hanging for 30 s.

@@ -14,7 +14,7 @@ from webchat import create_app
 from webchat.extensions import db
 from webchat.models import Message, Room, User
 
-from .conftest import create_room, csrf_token, input_value, post_form, signup
+from .conftest import create_room, csrf_token, input_value, post_form, signed_up, signup
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -99,6 +99,86 @@ def test_every_form_carries_a_csrf_token(alice):
     alice.post("/logout/", data={"csrf_token": csrf_token(text(alice.get("/")))})
     for url in ("/login/", "/signup/"):
         assert 'name="csrf_token"' in text(alice.get(url))
+
+
+def one_byte_changed(signed: str) -> str:
+    """A character of the signed payload changed (not the last one of the signature,
+    whose low bits base64 ignores: changing it can leave the same bytes)."""
+    i = next(i for i in range(len(signed) // 3, len(signed)) if signed[i] != ".")
+    return signed[:i] + ("A" if signed[i] != "A" else "B") + signed[i + 1 :]
+
+
+def test_a_remembered_csrf_token_still_needs_its_own_session(app, alice):
+    """A token whose signature was checked once is remembered (webchat/csrf.py), but
+    only ever for the session it signs: bob's accepted token is refused in alice's."""
+    bob = signed_up(app, "bob")["bob"]
+    bob_token = csrf_token(text(bob.get("/room/general/")))
+    assert bob.post("/room/general/", data={"message": "from bob", "csrf_token": bob_token}).status_code == 303
+    refused = alice.post("/room/general/", data={"message": "as bob", "csrf_token": bob_token})
+    assert_friendly(refused, 400, CSRF_TEXT)
+    assert bob.post("/room/general/", data={"message": "again", "csrf_token": bob_token}).status_code == 303
+    with app.app_context():
+        assert db.session.scalars(select(Message.body).where(Message.kind == Message.USER)).all() == [
+            "from bob",
+            "again",
+        ]
+
+
+def test_a_remembered_csrf_token_changed_by_a_byte_is_refused(app, alice):
+    token = csrf_token(text(alice.get("/room/general/")))
+    assert alice.post("/room/general/", data={"message": "one", "csrf_token": token}).status_code == 303
+    changed = one_byte_changed(token)
+    assert_friendly(alice.post("/room/general/", data={"message": "two", "csrf_token": changed}), 400, CSRF_TEXT)
+    assert count(app, Message) == 2  # "created" and "one"
+
+
+def test_a_remembered_csrf_token_still_needs_a_same_site_referrer_over_https(app, client):
+    https = "https://localhost"
+    page = client.get("/signup/", base_url=https)
+    data = {"username": "alice", "password": "correct horse", "confirm": "correct horse"}
+    token = csrf_token(text(page))
+    signed = client.post("/signup/", base_url=https, data={**data, "csrf_token": token}, headers={"Referer": https})
+    assert signed.status_code == 303
+    token = csrf_token(text(client.get("/create/", base_url=https)))
+    for n, (referrer, status) in enumerate([(f"{https}/create/", 303), ("https://evil.example/", 400), (None, 400)]):
+        headers = {"Referer": referrer} if referrer else {}
+        answer = client.post(
+            "/create/", base_url=https, data={"name": f"room {n}", "csrf_token": token}, headers=headers
+        )
+        assert answer.status_code == status, referrer
+        if status == 400:
+            assert CSRF_TEXT in text(answer)
+    assert count(app, Room) == 1
+
+
+def test_a_session_cookie_changed_by_a_byte_is_refused_after_the_original_was_accepted(app, alice):
+    """Each cookie's signature is checked once (webchat/auth/cookie.py); any other text,
+    however close, is checked in full."""
+    assert alice.get("/room/general/").status_code == 200
+    cookie = alice.get_cookie("session")
+    value = cookie.value
+    changed = one_byte_changed(value)
+    alice.set_cookie("session", changed, domain=cookie.domain)
+    assert alice.get("/room/general/").status_code == 302  # to the login page
+    alice.set_cookie("session", value, domain=cookie.domain)
+    assert alice.get("/room/general/").status_code == 200
+
+
+def test_a_remembered_session_cookie_still_expires(app, alice, monkeypatch):
+    import time
+
+    assert alice.get("/room/general/").status_code == 200  # the cookie is now remembered
+    later = time.time() + app.permanent_session_lifetime.total_seconds() + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert alice.get("/room/general/").status_code == 302
+
+
+def test_flashed_messages_are_not_shared_through_a_remembered_cookie(app, client):
+    """Flask keeps flashed messages in a list inside the session: a cookie holding one
+    is never remembered, so a message is shown once, not again on the next page."""
+    login_page = client.get("/room/general/", follow_redirects=True)
+    assert "Please log in to continue." in text(login_page)
+    assert "Please log in to continue." not in text(client.get("/login/"))
 
 
 # --- escaping -------------------------------------------------------------------------

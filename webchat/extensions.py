@@ -4,12 +4,12 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 
 from config import SQLITE_SYNCHRONOUS
 
+from .csrf import VerifiedOnceCSRF
 from .grams import SQL_FUNCTION, grams
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -27,7 +27,7 @@ NAMING = {
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING), session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
-csrf = CSRFProtect()
+csrf = VerifiedOnceCSRF()
 sock = Sock()
 
 

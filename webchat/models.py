@@ -77,7 +77,9 @@ class Room(db.Model):
     # catch-up sends what changed since. Taking it also serialises a room's changes.
     change_seq: Mapped[int] = mapped_column(default=0, server_default="0")
 
-    owner: Mapped[User] = relationship(lazy="joined")
+    # Loaded only if asked for: every room lookup (each page, post and socket) used to
+    # join the owner's row for nothing; lists that show owners select their names.
+    owner: Mapped[User] = relationship()
 
     ROOM = "room"
     DIRECT = "direct"

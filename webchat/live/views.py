@@ -92,7 +92,7 @@ def _serve(ws: Server, room_name: str) -> None:
     after_id = service.message_id_value(request.args.get("after")) or 0
     seq = service.message_id_value(request.args.get("seq"))  # None: an old page, no changes sent
     session = LiveSession(ws, room.id, room.name, after_id, seq)
-    del room  # keep ids, not rows (and their joined owner), for the socket's life
+    del room  # keep ids, not rows, for the socket's life
     session.run()
 
 
