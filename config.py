@@ -45,6 +45,12 @@ if SQLITE_SYNCHRONOUS not in ("OFF", "NORMAL", "FULL", "EXTRA"):
     raise RuntimeError(f"SQLITE_SYNCHRONOUS must be NORMAL or FULL, not {SQLITE_SYNCHRONOUS!r}")
 
 
+# Seconds between WAL checkpoints, run by a native thread of each process instead of
+# inside whichever request's commit fills the WAL (webchat/checkpoints.py); 0: SQLite's
+# own (every 1,000 pages, by that commit).
+SQLITE_CHECKPOINT_SECONDS = _env_float("SQLITE_CHECKPOINT_SECONDS", 1.0)
+
+
 def _engine_options(url: str) -> dict:
     options: dict = {}
     if url.startswith("postgresql"):

@@ -7,8 +7,9 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 
-from config import SQLITE_SYNCHRONOUS
+from config import SQLITE_CHECKPOINT_SECONDS, SQLITE_SYNCHRONOUS
 
+from . import checkpoints
 from .csrf import VerifiedOnceCSRF
 from .grams import SQL_FUNCTION, grams
 
@@ -42,7 +43,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL lets readers run beside the writer; SQLite leaves foreign keys off by default;
     synchronous: see config.SQLITE_SYNCHRONOUS (what a power cut may lose). The search
     index's triggers call ``webchat_grams`` (webchat/grams.py) on every write of a message,
-    so every connection needs it."""
+    so every connection needs it. Checkpoints: webchat/checkpoints.py."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         dbapi_connection.create_function(SQL_FUNCTION, 1, grams, deterministic=True)
         cursor = dbapi_connection.cursor()
@@ -51,3 +52,4 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
+        checkpoints.configure(dbapi_connection, SQLITE_CHECKPOINT_SECONDS)
