@@ -16,6 +16,7 @@ from webchat.models import Membership, Message, Room, User
 from webchat.search import query
 
 from .conftest import create_room, csrf_token, signup
+from .querybudget import over_budget
 from .test_history import add_messages
 
 # What a room page needs: the user, the room with the reader's membership, the page
@@ -111,6 +112,10 @@ def test_posting_without_javascript_stays_in_budget_with_one_commit(app, alice, 
     )
     assert response.status_code == 303
     assert tally.commits == 1
+    # The session check and the writes run as prepared statements (webchat/prepared.py):
+    # counted all the same: the user, the room, the message before, the message, the room's activity.
+    kinds = [s.split()[0] for s in tally.statements]
+    assert kinds == ["SELECT", "SELECT", "SELECT", "INSERT", "UPDATE"], over_budget(tally, POST)
     with app.app_context():
         assert db.session.execute(select(Message.body).order_by(Message.id.desc())).scalars().first() == "hi"
 

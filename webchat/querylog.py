@@ -48,6 +48,11 @@ _install_lock = threading.Lock()
 
 
 def _on_execute(_conn, _cursor, statement, _params, _context, _executemany) -> None:
+    note(statement)
+
+
+def note(statement: str) -> None:
+    """A statement run outside SQLAlchemy's execution (webchat/prepared.py) counts too."""
     tally = _current.get()
     if tally is not None:
         tally.statements.append(statement)

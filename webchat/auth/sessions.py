@@ -22,11 +22,12 @@ from functools import cache
 
 from flask import current_app, request, session
 from flask_login import UserMixin, login_user, logout_user
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from ..extensions import db
 from ..live import access, events
 from ..models import User, UserSession, utcnow
+from ..prepared import Prepared
 
 TOUCH_EVERY = timedelta(days=1)
 USER_AGENT_CHARS = 120
@@ -51,8 +52,9 @@ READER_COLUMNS = (User.id, User.username, User.time_zone, User.language, User.is
 
 
 @cache
-def _load_statement() -> Select:
-    return (
+def _load_statement() -> Prepared:
+    # Every request runs it: straight on the cursor (webchat/prepared.py).
+    return Prepared(
         select(*READER_COLUMNS, UserSession.id, UserSession.last_seen_at)
         .join(UserSession, UserSession.user_id == User.id)
         .where(
@@ -72,7 +74,7 @@ def load_user(user_id: str) -> Reader | None:
     now = utcnow()
     cutoff = now - timedelta(days=current_app.config["SESSION_DAYS"])
     params = {"user_id": int(user_id), "token": token, "cutoff": cutoff}
-    row = db.session.connection().execute(_load_statement(), params).first()
+    row = _load_statement().first(db.session.connection(), params)
     if row is None:
         return None
     *fields, session_id, last_seen = row

@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..live import broker, events
 from ..models import MAX_ID, Membership, Message, Quote, Room, User, utcnow
+from ..prepared import Prepared
 from . import history, mentions
 
 ROOM_NAME_MAX = 50
@@ -97,22 +98,30 @@ def _room_for_query():
     )
 
 
+# The columns a new message is written with (any other stays NULL), and the bound
+# names they take in the prepared INSERT (SQLAlchemy reserves the columns' own).
+NEW_MESSAGE = ("room_id", "author_id", "body", "kind", "event", "created_at", "reply_to_id", "mentions")
+
+
 @cache
-def _write_statements():
+def _write_statements() -> tuple[Prepared, Prepared]:
+    # On the path of every message: straight on the cursor (webchat/prepared.py).
     table = Message.__table__
     return (
-        insert(table),
-        update(Room.__table__)
-        .where(Room.__table__.c.id == bindparam("room"))
-        .values(last_activity_at=bindparam("at"), last_message_id=bindparam("message")),
+        Prepared(insert(table).values({c: bindparam(f"new_{c}") for c in NEW_MESSAGE}).returning(table.c.id)),
+        Prepared(
+            update(Room.__table__)
+            .where(Room.__table__.c.id == bindparam("room"))
+            .values(last_activity_at=bindparam("at"), last_message_id=bindparam("message"))
+        ),
     )
 
 
 @cache
-def _previous_query():
+def _previous_query() -> Prepared:
     # What grouping needs of the message before a new one (no full row, no author join):
     # the room's newest that is still shown (walking the (room_id, id) index backwards).
-    return (
+    return Prepared(
         select(Message.author_id, Message.kind, Message.created_at)
         .where(Message.room_id == bindparam("room"), Message.deleted_at.is_(None))
         .order_by(Message.id.desc())
@@ -261,7 +270,8 @@ def _store_and_publish(
     # Straight on the session's connection: these are plain statements, and the ORM
     # session's own execute (events, ORM compile options) cost more than running them.
     conn = db.session.connection()
-    previous = conn.execute(_previous_query(), {"room": room.id}).first() if room.last_message_id else None
+    row = _previous_query().first(conn, {"room": room.id}) if room.last_message_id else None
+    previous = events.Previous(*row) if row else None
     insert_message, touch_room = _write_statements()
     now = utcnow()
     mentioned = mentions.mentioned_in(room, author, body) if kind == Message.USER else None
@@ -275,10 +285,10 @@ def _store_and_publish(
         "reply_to_id": quote.id if quote else None,
         "mentions": mentioned.stored if mentioned else None,
     }
-    message_id = conn.execute(insert_message, values).inserted_primary_key[0]
+    message_id = insert_message.first(conn, {f"new_{c}": v for c, v in values.items()})[0]
     if mentioned:
         mentions.store(room.id, message_id, mentioned)
-    conn.execute(touch_room, {"room": room.id, "at": now, "message": message_id})
+    touch_room.run(conn, {"room": room.id, "at": now, "message": message_id})
     # The row in this session says what the database now holds, without a flush of its own.
     set_committed_value(room, "last_activity_at", now)
     set_committed_value(room, "last_message_id", message_id)
