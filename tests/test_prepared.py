@@ -45,3 +45,26 @@ def test_prepared_statements_are_counted_by_the_query_log(app, queries):
         assert read.first(db.session.connection(), {"key": "nothing"}) is None
     assert len(tally.statements) == 1
     assert tally.statements[0].startswith("SELECT room.id")
+
+
+def test_a_room_from_room_for_is_in_the_session_as_if_the_orm_had_loaded_it(app, client):
+    """room_for reads the room with a prepared statement and attaches it: changes to it
+    flush, and the same room looked up twice in one session is one object."""
+    from sqlalchemy import inspect
+
+    from webchat.rooms import service
+
+    from .conftest import create_room, signup
+
+    signup(client)
+    create_room(client, "general")
+    with app.app_context():
+        user_id = db.session.execute(select(User.id)).scalar_one()
+        room, mine = service.room_for("General", user_id)
+        assert inspect(room).persistent and mine.last_read_message_id == room.last_message_id
+        assert service.room_for("general", user_id)[0] is room
+        assert db.session.get(Room, room.id) is room
+        room.name = "renamed"
+        db.session.commit()
+    with app.app_context():
+        assert db.session.execute(select(Room.name)).scalar_one() == "renamed"

@@ -10,12 +10,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cache
+from typing import NamedTuple
 
 from flask import current_app
 from flask_babel import gettext, ngettext
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..extensions import db
 from ..live import broker, events
@@ -88,14 +91,39 @@ def create_room(name: str, owner: User, private: bool = False) -> Room:
     return room
 
 
+class Joined(NamedTuple):
+    """What a page needs of the reader's membership of a room: that it exists, and how
+    far they have read."""
+
+    id: int
+    last_read_message_id: int | None
+
+
+ROOM_KEYS = tuple(c.key for c in Room.__table__.c)
+
+
 @cache
-def _room_for_query():
-    # Built once, with bound parameters: building a statement costs more than running it.
-    return (
-        select(Room, Membership)
+def _room_for_query() -> Prepared:
+    # Every room page, post and socket runs it: straight on the cursor (webchat/prepared.py).
+    return Prepared(
+        select(*Room.__table__.c, Membership.id, Membership.last_read_message_id)
         .outerjoin(Membership, (Membership.room_id == Room.id) & (Membership.user_id == bindparam("user_id")))
         .where(Room.name_key == bindparam("key"))
     )
+
+
+def _attached_room(values: tuple) -> Room:
+    """The Room of a row read by a prepared statement, in the session as the ORM would
+    have loaded it (changes to it flush, it can be deleted), without the ORM's loading
+    machinery, which cost more than the query."""
+    key = identity_key(Room, values[0])
+    room = db.session.identity_map.get(key)
+    if room is None:
+        room = Room.__mapper__.class_manager.new_instance()
+        room.__dict__.update(zip(ROOM_KEYS, values, strict=True))
+        make_transient_to_detached(room)
+        db.session.add(room)
+    return room
 
 
 # The columns a new message is written with (any other stays NULL), and the bound
@@ -129,14 +157,18 @@ def _previous_query() -> Prepared:
     )
 
 
-def room_for(name: str, user_id: int) -> tuple[Room | None, Membership | None]:
+def room_for(name: str, user_id: int) -> tuple[Room | None, Joined | None]:
     """The room and the user's membership in it, in one query (every room page, post
     and socket). A private room the user is not in does not exist for them: (None, None),
     the same answer as a name nobody uses, so a 404 never confirms that it exists."""
-    row = db.session.execute(_room_for_query(), {"user_id": user_id, "key": room_key(name)}).first()
-    if row is None or (row[0].private and row[1] is None):
+    row = _room_for_query().first(db.session.connection(), {"user_id": user_id, "key": room_key(name)})
+    if row is None:
         return None, None
-    return row[0], row[1]
+    values, (membership_id, last_read) = row[: len(ROOM_KEYS)], row[len(ROOM_KEYS) :]
+    mine = Joined(membership_id, last_read) if membership_id is not None else None
+    if values[ROOM_KEYS.index("private")] and mine is None:
+        return None, None
+    return _attached_room(values), mine
 
 
 def membership(room_id: int, user_id: int) -> Membership | None:
