@@ -35,9 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-# Every request of a bench user, signing in and under load, says the same: Flask-Login
-# ties a session to (address, User-Agent) and rewrites the cookie on every answer when
-# they change, which no real browser does.
+# Every request of a bench user, signing in and under load, names the same browser, as a
+# real browser does (webchat used to rewrite the cookie when it changed: auth/__init__.py).
 USER_AGENT = "webchat-bench"
 CSRF_RE = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
 AFTER_RE = re.compile(r"/ws/chat/[^\"?]*\?after=(\d+)")

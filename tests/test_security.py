@@ -173,6 +173,15 @@ def test_a_remembered_session_cookie_still_expires(app, alice, monkeypatch):
     assert alice.get("/room/general/").status_code == 302
 
 
+def test_another_browser_string_keeps_the_session_and_its_cookie(alice):
+    """Flask-Login's session protection is off (webchat/auth/__init__.py): a browser that
+    updates itself is still signed in, and its cookie is not rewritten for it."""
+    for agent in ("Browser/1", "Browser/2"):  # neither is the one alice signed up with
+        answer = alice.get("/room/general/", headers={"User-Agent": agent})
+        assert answer.status_code == 200
+        assert "Set-Cookie" not in answer.headers
+
+
 def test_flashed_messages_are_not_shared_through_a_remembered_cookie(app, client):
     """Flask keeps flashed messages in a list inside the session: a cookie holding one
     is never remembered, so a message is shown once, not again on the next page."""

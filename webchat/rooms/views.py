@@ -10,6 +10,7 @@ from markupsafe import Markup
 from .. import fragments
 from ..i18n import current_language
 from ..models import Message, direct_title
+from ..templating import kept_url_for
 from ..timefmt import reader_view
 from . import history, listing, service
 from . import membership as membership_rules
@@ -109,7 +110,8 @@ def room(room_name: str):
             with contextlib.suppress(service.InvalidInput):  # still answering it, unless that was the error
                 reply = service.parse_reply_to(room, reply_to)
         else:
-            return redirect(url_for("rooms.room", room_name=room.name), code=303)
+            # Back to the room; its URL is the same for every post (built once).
+            return redirect(kept_url_for("rooms.room", room_name=room.name), code=303)
     else:
         answered = _reply_arg(room)
         reply = service.quote_of(answered) if answered else None
