@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 import config
@@ -23,7 +23,8 @@ from .conftest import ROOT, TEST_DB
 
 TABLES = {"user", "room", "message", "membership", "user_session", "invite", "reaction", "mention"}
 # SQLite's FTS5 search index: the table and its shadow tables (external content: no copy of the text).
-FTS_TABLES = {"message_fts", "message_fts_config", "message_fts_data", "message_fts_docsize", "message_fts_idx"}
+# The trigram index (d4f1a7c3e9b2), without column sizes since c7e5a2d9f1b3.
+FTS_TABLES = {"message_fts", "message_fts_config", "message_fts_data", "message_fts_idx"}
 SEARCH_TRIGGERS = {"message_fts_insert", "message_fts_update", "message_fts_delete"}
 # The index of one- and two-character pieces (b3e8d1f6a4c7): contentless, no column sizes.
 GRAMS_TABLES = {"message_grams", "message_grams_config", "message_grams_data", "message_grams_idx"}
@@ -318,3 +319,31 @@ def test_the_short_text_revision_indexes_messages_already_there_and_downgrades(f
     assert grams_ids("会议") == [old] and grams_ids("数据") == [] and grams_ids("de") == [english]
     if sqlite:
         assert grams_table() == expected_grams()
+
+
+def test_replies_and_changes_are_found_through_partial_indexes(fresh_app):
+    """Only messages that answer one, or that changed, are in these indexes (c7e5a2d9f1b3);
+    the queries that use them still find them there."""
+    upgrade()
+    engine = db.engine
+    queries = {
+        "ix_message_room_id_changed_seq": "SELECT id FROM message WHERE room_id = 1 AND changed_seq > 5",
+        "ix_message_reply_to_id": "SELECT id FROM message WHERE reply_to_id = 3 AND deleted_at IS NULL",
+    }
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET enable_seqscan = off"))  # an empty table: make the planner show its index
+            explain = "EXPLAIN "
+        else:
+            explain = "EXPLAIN QUERY PLAN "
+        for index, query in queries.items():
+            plan = " ".join(str(row) for row in conn.execute(text(explain + query)))
+            assert index in plan, plan
+        if engine.dialect.name == "postgresql":
+            found = "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(:names)"
+        else:
+            found = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN :names"
+        statement = text(found).bindparams(bindparam("names", expanding=engine.dialect.name == "sqlite"))
+        definitions = dict(conn.execute(statement, {"names": list(queries)}).all())
+    for index, column in (("ix_message_room_id_changed_seq", "changed_seq"), ("ix_message_reply_to_id", "reply_to_id")):
+        assert f"WHERE {column} IS NOT NULL" in definitions[index].replace("(", "").replace(")", "")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -118,7 +118,7 @@ class Message(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The message this one answers (same room). No foreign key, like room.last_message_id:
     # a message row is never removed but with its room, and a missing one reads as deleted.
-    reply_to_id: Mapped[int | None] = mapped_column(index=True)
+    reply_to_id: Mapped[int | None] = mapped_column()
     edited_at: Mapped[datetime | None] = mapped_column()
     # Soft delete: the row stays (replies say "the original was deleted"), its text goes.
     deleted_at: Mapped[datetime | None] = mapped_column()
@@ -135,10 +135,24 @@ class Message(db.Model):
     author: Mapped[User] = relationship(lazy="joined")
 
     # "newest in a room" and keyset paging both walk (room_id, id); a socket's catch-up
-    # reads a room's changes since a number by (room_id, changed_seq).
+    # reads a room's changes since a number by (room_id, changed_seq). Replies and
+    # changes are indexed only where there are some: most messages have neither, and
+    # a NULL key cost every new message a page write (migration c7e5a2d9f1b3).
     __table_args__ = (
         Index("ix_message_room_id_id", "room_id", "id"),
-        Index("ix_message_room_id_changed_seq", "room_id", "changed_seq"),
+        Index(
+            "ix_message_room_id_changed_seq",
+            "room_id",
+            "changed_seq",
+            sqlite_where=text("changed_seq IS NOT NULL"),
+            postgresql_where=text("changed_seq IS NOT NULL"),
+        ),
+        Index(
+            "ix_message_reply_to_id",
+            "reply_to_id",
+            sqlite_where=text("reply_to_id IS NOT NULL"),
+            postgresql_where=text("reply_to_id IS NOT NULL"),
+        ),
     )
 
     # What a reply shows of its original (a Quote), set by the queries that read one.
