@@ -151,6 +151,21 @@ def test_a_remembered_csrf_token_still_needs_a_same_site_referrer_over_https(app
     assert count(app, Room) == 1
 
 
+def test_pages_carry_one_signed_token_per_session_signed_once(app, alice, monkeypatch):
+    """The signed CSRF token of a session is made once (webchat/csrf.py): a page loaded
+    a minute later carries the same one (Flask-WTF would sign it again, with a new
+    timestamp), it is accepted, and another session's token is its own."""
+    import time
+
+    first = csrf_token(text(alice.get("/room/general/")))
+    later = time.time() + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert csrf_token(text(alice.get("/room/general/"))) == first
+    assert alice.post("/room/general/", data={"message": "signed once", "csrf_token": first}).status_code == 303
+    bob = signed_up(app, "bob")["bob"]
+    assert csrf_token(text(bob.get("/create/"))) != first
+
+
 def test_a_session_cookie_changed_by_a_byte_is_refused_after_the_original_was_accepted(app, alice):
     """Each cookie's signature is checked once (webchat/auth/cookie.py); any other text,
     however close, is checked in full."""
