@@ -54,9 +54,7 @@ class Prepared:
                 processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
                     binds.append((name, processor))
-            columns = getattr(self.statement, "selected_columns", None)
-            if columns is None or not len(columns):
-                columns = getattr(self.statement, "_returning", ())
+            columns = self.statement.exported_columns  # a SELECT's columns, or what RETURNING gives
             results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
             defaults = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
             form = _Form(compiled.string, names, compiled.positional, defaults, tuple(binds), results)

@@ -99,7 +99,7 @@ class Joined(NamedTuple):
     last_read_message_id: int | None
 
 
-ROOM_KEYS = tuple(c.key for c in Room.__table__.c)
+ROOM_KEYS = tuple(c.key for c in Room.__table__.c)  # Room's attributes are named as its columns
 
 
 @cache
