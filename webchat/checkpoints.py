@@ -20,8 +20,9 @@ import contextlib
 import os
 import sqlite3
 import threading
-import time
 from urllib.parse import quote
+
+from gevent import monkey
 
 SAFETY_PAGES = 10_000  # about 40 MB of WAL
 
@@ -48,23 +49,14 @@ def configure(dbapi_connection: sqlite3.Connection, interval: float) -> None:
 def _start_native_thread(target, *args) -> None:
     """An OS thread even in a gevent worker, whose ``threading`` and ``time.sleep`` are
     greenlets: only a native thread runs while the worker's own thread is busy."""
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a requirement
-        monkey = None
-    if monkey is not None and monkey.is_module_patched("threading"):
+    if monkey.is_module_patched("threading"):
         monkey.get_original("_thread", "start_new_thread")(target, args)
     else:
         threading.Thread(target=target, args=args, daemon=True, name="sqlite-checkpoint").start()
 
 
 def _checkpoint_forever(path: str, interval: float) -> None:
-    try:
-        from gevent import monkey
-
-        sleep = monkey.get_original("time", "sleep")
-    except ImportError:  # pragma: no cover
-        sleep = time.sleep
+    sleep = monkey.get_original("time", "sleep")  # the blocking one: this is its own thread
     try:
         # mode=rw: a database that is gone is not created again.
         connection = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, isolation_level=None)

@@ -294,13 +294,11 @@ def _store_and_publish(
     """One commit: the message, the room's activity and, for a joining member
     (``seen_by``), the read marker at their own join message. Then render once and publish.
 
-    The two writes are plain statements built once, not the ORM's unit of work: on the
-    path of every message, its bookkeeping cost more than the INSERT itself.
+    Its statements are prepared (webchat/prepared.py), not the ORM's unit of work: on the
+    path of every message, the bookkeeping cost more than the INSERT itself.
     """
     # The previous message decides grouping under one name and the day's heading; the
     # event carries it, so delivery reads nothing from the database.
-    # Straight on the session's connection: these are plain statements, and the ORM
-    # session's own execute (events, ORM compile options) cost more than running them.
     conn = db.session.connection()
     row = _previous_query().first(conn, {"room": room.id}) if room.last_message_id else None
     previous = events.Previous(*row) if row else None
